@@ -1,0 +1,92 @@
+"""The stored domain: tickets (and, in later migrations, corrections and model versions)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import CheckConstraint, DateTime, Float, Index, Integer, String, Text, TypeDecorator, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+CHANNELS = ("web", "email", "api")
+STATUSES = ("received", "queued", "routed", "needs_review", "failed")
+# Tickets the worker still owes a route: the sweep re-enqueues these when they wait too long.
+PENDING_STATUSES = ("received", "queued")
+# Crockford-style alphabet without look-alikes (0/O, 1/I/L) so a customer can read a reference over the phone.
+_REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_reference() -> str:
+    return "T-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite hands back naive datetimes otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime; use core.models.utcnow()")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(_in("channel", CHANNELS), name="ck_tickets_channel"),
+        CheckConstraint(_in("status", STATUSES), name="ck_tickets_status"),
+        CheckConstraint("route IS NULL OR " + _in("route", ("Account", "Payment", "Other")), name="ck_tickets_route"),
+        # The agents' queue: one route, one status, oldest first.
+        Index("ix_tickets_route_status_created", "route", "status", "created_at", "id"),
+        # The sweep and the "all" queue: status, oldest first.
+        Index("ix_tickets_status_created", "status", "created_at", "id"),
+        Index("ix_tickets_created", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    reference: Mapped[str] = mapped_column(String(16), unique=True, default=new_reference)
+    channel: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    customer_email: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    route: Mapped[str | None] = mapped_column(String(16))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    score_account: Mapped[float | None] = mapped_column(Float)
+    score_payment: Mapped[float | None] = mapped_column(Float)
+    score_other: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(998), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def scores(self) -> dict[str, float] | None:
+        if self.score_account is None:
+            return None
+        return {"Account": self.score_account, "Payment": self.score_payment or 0.0, "Other": self.score_other or 0.0}

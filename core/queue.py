@@ -1,0 +1,70 @@
+"""Celery wiring shared by the API (which only sends) and the worker/beat (which consume).
+
+Tasks are sent by name, so the API never imports worker code (nor TensorFlow through it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from celery import Celery
+
+from core.config import Settings
+
+CLASSIFY_TASK = "furiwake.classify_ticket"
+SWEEP_TASK = "furiwake.sweep"
+NOOP_TASK = "furiwake.noop"
+CLASSIFY_QUEUE = "classify"
+TRAINING_QUEUE = "training"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("furiwake", broker=settings.broker_url, set_as_current=False)
+    transport_options: dict[str, object] = {
+        # Redis: an unacknowledged message returns to the queue after this long if its worker vanished.
+        "visibility_timeout": 3600,
+    }
+    if settings.embedded_broker:
+        # kombu's filesystem transport: messages are files under var/broker, so `make run` needs no server.
+        queue_dir = settings.broker_dir / "queue"
+        queue_dir.mkdir(parents=True, exist_ok=True)
+        (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+        transport_options = {
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "processed_folder": str(settings.broker_dir / "processed"),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        }
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_timeout=2,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=CLASSIFY_QUEUE,
+        task_ignore_result=True,
+        # A ticket is acknowledged only after its route is written; a worker killed mid-batch loses nothing,
+        # the broker redelivers (and the sweep re-enqueues whatever still waits).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # celery-batches needs prefetch > batch size, or a batch never fills before the flush timer.
+        worker_prefetch_multiplier=max(4, settings.classify_batch_size * 2),
+        # Loading TensorFlow and the model in each child takes seconds; the default 4 s would kill it.
+        worker_proc_alive_timeout=120,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="Asia/Tokyo",
+        enable_utc=True,
+        beat_schedule={
+            "sweep-stale-tickets": {"task": SWEEP_TASK, "schedule": float(settings.sweep_every_seconds)},
+        },
+        # The filesystem transport has no broadcast: remote control (and so mingle/gossip) is off there.
+        worker_enable_remote_control=not settings.embedded_broker,
+    )
+    return app
+
+
+def enqueue_classification(app: Celery, ticket_ids: Iterable[str]) -> None:
+    """Publish one classify message per ticket; raises if the broker is unreachable (callers decide)."""
+    with app.producer_or_acquire() as producer:
+        for ticket_id in ticket_ids:
+            app.send_task(CLASSIFY_TASK, args=[str(ticket_id)], queue=CLASSIFY_QUEUE, producer=producer, retry=False)

@@ -1,0 +1,160 @@
+"""The one text pipeline: clean-up rules and MeCab tokenisation, shared by training and serving.
+
+Training and the worker both call `prepare()`, so the model always sees text exactly as it was trained on.
+Each clean-up rule is a named function in `RULES`, applied in order; tests exercise every one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Iterable
+
+# Lines that open a quoted earlier message: everything after them is the quote, not the customer's words.
+_QUOTE_HEADER = re.compile(
+    r"^\s*(?:-{2,}\s*(?:original message|元のメッセージ|forwarded message|転送されたメッセージ)\s*-{2,}"
+    r"|on .{3,200} wrote:|.{3,120}(?:さんは書きました|のメッセージ)\s*:?)\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_QUOTED_LINE = re.compile(r"^[ \t]*>.*$\n?", re.MULTILINE)
+_SIG_DELIMITER = re.compile(r"^--[ \t]?$", re.MULTILINE)
+_SEPARATOR_LINE = re.compile(r"^[ \t]*[-=_~*#━─═＝・.]{3,}[ \t]*$", re.MULTILINE)
+_CONTACT = re.compile(
+    r"@|https?://|\b(?:tel|fax|phone|mobile|e-?mail|mail)\b|電話|携帯|〒|株式会社|有限会社|合同会社|\(株\)|"
+    r"\b(?:inc|ltd|llc|co\.)\b|部長|課長|担当|[0-9]{2,4}-[0-9]{2,4}-[0-9]{3,4}",
+    re.IGNORECASE,
+)
+# ASCII only: \w would swallow the Japanese words before an address (ＩＤはabc@...).
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+_PHONE = re.compile(
+    r"(?<![\w-])(?:\+\d{1,3}[-\s]?)?\(?0\d{1,4}\)?[-\s]\d{1,4}[-\s]\d{3,4}(?![\w-])"  # 03-5555-0123, (03) 5555-0123
+    r"|(?<![\w-])\+\d{1,3}[-\s]?\d{1,4}[-\s]\d{2,4}[-\s]\d{3,4}(?![\w-])"  # +81 90-1234-5678
+    r"|(?<![\w-])0[5789]0\d{8}(?![\w-])"  # 09012345678
+)
+_SEPARATOR_RUN = re.compile(r"[-=]{2,}|[_~*#━─═・]{3,}")
+_DIGIT = re.compile(r"[0-9]")
+_WHITESPACE = re.compile(r"\s+")
+SIGNATURE_MAX_LINES = 7
+
+
+def normalize_unicode(text: str) -> str:
+    """NFKC: ＩＤ → ID, ｶｰﾄﾞ → カード, full-width digits → ASCII, ＝ → =."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def drop_quoted_reply(text: str) -> str:
+    """Cut at a quote header ("On ... wrote:", "-----Original Message-----") and drop `>` lines."""
+    header = _QUOTE_HEADER.search(text)
+    if header:
+        text = text[: header.start()]
+    return _QUOTED_LINE.sub("", text)
+
+
+def drop_signature(text: str) -> str:
+    """Drop an RFC 3676 `-- ` block, or a short trailing block of contact lines after a separator line."""
+    delimiter = _SIG_DELIMITER.search(text)
+    if delimiter:
+        text = text[: delimiter.start()]
+    separators = list(_SEPARATOR_LINE.finditer(text))
+    if separators:
+        last = separators[-1]
+        tail = text[last.end() :].strip("\n")
+        tail_lines = [line for line in tail.splitlines() if line.strip()]
+        if len(tail_lines) <= SIGNATURE_MAX_LINES and _CONTACT.search(tail):
+            text = text[: last.start()]
+    # Without a separator: trailing short lines carrying contact details (TEL, company, e-mail) are a signature too.
+    lines = text.rstrip().splitlines()
+    while lines and len(lines[-1]) <= 60 and _CONTACT.search(lines[-1]) and not lines[-1].rstrip().endswith("。"):
+        lines.pop()
+    return "\n".join(lines)
+
+
+def drop_emails(text: str) -> str:
+    return _EMAIL.sub(" ", text)
+
+
+def drop_urls(text: str) -> str:
+    return _URL.sub(" ", text)
+
+
+def drop_phone_numbers(text: str) -> str:
+    return _PHONE.sub(" ", text)
+
+
+def drop_separator_runs(text: str) -> str:
+    """Runs of `-`, `=` (also ＝ after NFKC) and box-drawing lines carry no meaning."""
+    return _SEPARATOR_RUN.sub(" ", text)
+
+
+def zero_digits(text: str) -> str:
+    """Digits → 0, as in the prototype: order numbers and versions keep their shape, not their value."""
+    return _DIGIT.sub("0", text)
+
+
+def lowercase(text: str) -> str:
+    return text.lower()
+
+
+def fold_whitespace(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+RULES: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("normalize_unicode", normalize_unicode),
+    ("drop_quoted_reply", drop_quoted_reply),
+    ("drop_signature", drop_signature),
+    ("drop_emails", drop_emails),
+    ("drop_urls", drop_urls),
+    ("drop_phone_numbers", drop_phone_numbers),
+    ("drop_separator_runs", drop_separator_runs),
+    ("zero_digits", zero_digits),
+    ("lowercase", lowercase),
+    ("fold_whitespace", fold_whitespace),
+)
+
+
+def clean(text: str) -> str:
+    """Apply every rule in order; an empty result means the text has nothing to classify."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for _, rule in RULES:
+        text = rule(text)
+    return text
+
+
+_local = threading.local()
+
+
+def _tagger():  # type: ignore[no-untyped-def]
+    """One MeCab Tagger per process (and thread): building one costs ~10 ms and loads the dictionary."""
+    tagger = getattr(_local, "tagger", None)
+    if tagger is None or getattr(_local, "pid", None) != os.getpid():
+        import MeCab
+        import unidic_lite
+
+        tagger = MeCab.Tagger(f'-r /dev/null -d "{unidic_lite.DICDIR}" -Owakati')
+        _local.tagger, _local.pid = tagger, os.getpid()
+    return tagger
+
+
+def _is_symbol(token: str) -> bool:
+    """Punctuation, symbols and emoji: dropped so that sequences stay short and carry words."""
+    return all(unicodedata.category(ch)[0] in "PSZ" for ch in token)
+
+
+def tokenize(text: str) -> list[str]:
+    """MeCab wakati tokens of already-cleaned text; Japanese and English alike."""
+    if not text:
+        return []
+    return [token for token in _tagger().parse(text).split() if not _is_symbol(token)]
+
+
+def prepare(text: str) -> str:
+    """clean → tokenize → space-joined: the exact string the model's TextVectorization layer takes."""
+    return " ".join(tokenize(clean(text)))
+
+
+def prepare_many(texts: Iterable[str]) -> list[str]:
+    return [prepare(text) for text in texts]
