@@ -21,12 +21,12 @@ _QUOTE_HEADER = re.compile(
 _QUOTED_LINE = re.compile(r"^[ \t]*>.*$\n?", re.MULTILINE)
 _SIG_DELIMITER = re.compile(r"^--[ \t]?$", re.MULTILINE)
 _SEPARATOR_LINE = re.compile(r"^[ \t]*[-=_~*#━─═＝・.]{3,}[ \t]*$", re.MULTILINE)
+# Contact details, not words about them: "change my phone number" is a request, "TEL: 03-..." is a signature.
 _CONTACT = re.compile(
-    r"@|https?://|\b(?:tel|fax|phone|mobile|e-?mail|mail)\b|電話|携帯|〒|株式会社|有限会社|合同会社|\(株\)|"
-    r"\b(?:inc|ltd|llc|co\.)\b|部長|課長|担当|[0-9]{2,4}-[0-9]{2,4}-[0-9]{3,4}",
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.|https?://|www\.|\b(?:tel|fax|phone|mobile|e-?mail)\s*[:：]|電話\s*[:：]|〒|"
+    r"株式会社|有限会社|合同会社|\(株\)|\b(?:inc|ltd|llc)\b\.?|\+?\d{1,4}[-\s(]\d{2,4}[-\s)]\d{3,4}",
     re.IGNORECASE,
 )
-# ASCII only: \w would swallow the Japanese words before an address (ＩＤはabc@...).
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 _PHONE = re.compile(
@@ -67,7 +67,7 @@ def drop_signature(text: str) -> str:
             text = text[: last.start()]
     # Without a separator: trailing short lines carrying contact details (TEL, company, e-mail) are a signature too.
     lines = text.rstrip().splitlines()
-    while lines and len(lines[-1]) <= 60 and _CONTACT.search(lines[-1]) and not lines[-1].rstrip().endswith("。"):
+    while len(lines) > 1 and len(lines[-1]) <= 60 and _CONTACT.search(lines[-1]) and not lines[-1].rstrip().endswith("。"):
         lines.pop()
     return "\n".join(lines)
 

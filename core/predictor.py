@@ -1,0 +1,114 @@
+"""Load one model version and classify batches of tickets in one compiled call.
+
+Imports TensorFlow: only the worker, the trainer and the CLI use this module, never the API.
+The string-handling vectorizers run as a plain tf.function; the numeric classifier runs under XLA
+(`jit_compile=True`), which is ~4x faster than the graph LSTM on CPU for a single ticket. XLA compiles per input
+shape, so batches are padded to a small set of (batch, length) buckets: a few shapes, each compiled once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from core.artifacts import read_meta  # noqa: E402
+from core.text import prepare_many  # noqa: E402
+
+MAX_BATCH = 128
+
+
+@dataclass(frozen=True)
+class Prediction:
+    route: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+def _bucket(n: int, smallest: int, largest: int) -> int:
+    size = smallest
+    while size < n and size < largest:
+        size *= 2
+    return min(size, largest)
+
+
+class Predictor:
+    """A loaded model version. Build it after the worker forks (worker_process_init), once per process."""
+
+    def __init__(self, version_path: Path, warm_up: bool = True) -> None:
+        self.path = version_path
+        self.meta = read_meta(version_path)
+        self.version: str = self.meta["version"]
+        self.labels: list[str] = list(self.meta["labels"])
+        self.thresholds: dict[str, float] = dict(self.meta.get("thresholds", {}))
+        self.sequence_length: int = int(self.meta["model"]["sequence_length"])
+        self.model = keras.saving.load_model(version_path / "model.keras", compile=False)
+        words = self.model.get_layer("vectorize_words")
+        layer_names = {layer.name for layer in self.model.layers}
+        ngrams = self.model.get_layer("vectorize_ngrams") if "vectorize_ngrams" in layer_names else None
+        classifier = self.model.get_layer("classifier")
+        self._wide = ngrams is not None
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def vectorize(texts):  # type: ignore[no-untyped-def]
+            return (words(texts), ngrams(texts)) if ngrams is not None else (words(texts), tf.zeros([0]))
+
+        @tf.function(jit_compile=True)
+        def classify(ids, grams):  # type: ignore[no-untyped-def]
+            return classifier([ids, grams] if ngrams is not None else [ids], training=False)
+
+        self._vectorize, self._classify = vectorize, classify
+        if warm_up:
+            # Compile the shapes a worker meets first (one short ticket, a full batch) before the first ticket waits.
+            self.probabilities_prepared(["warm up"])
+            self.probabilities_prepared(["warm up"] * 8)
+
+    def probabilities_prepared(self, prepared: Sequence[str]) -> np.ndarray:
+        """Probabilities for texts already passed through core.text.prepare (shape [n, 3])."""
+        if not prepared:
+            return np.zeros((0, len(self.labels)), dtype="float32")
+        out = []
+        for start in range(0, len(prepared), MAX_BATCH):
+            chunk = list(prepared[start : start + MAX_BATCH])
+            ids, grams = self._vectorize(tf.constant(chunk))
+            ids = ids.numpy()
+            n = len(chunk)
+            longest = int((ids != 0).sum(axis=1).max())  # ids are post-padded with 0
+            length = _bucket(max(1, longest), 8, self.sequence_length)
+            rows = _bucket(n, 1, MAX_BATCH)
+            padded = np.zeros((rows, length), dtype="int32")
+            padded[:n] = ids[:, :length]
+            if self._wide:
+                grams = grams.numpy()
+                grams_padded = np.zeros((rows, grams.shape[1]), dtype="float32")
+                grams_padded[:n] = grams
+            else:
+                grams_padded = np.zeros((rows, 0), dtype="float32")
+            out.append(self._classify(padded, grams_padded).numpy()[:n])
+        return np.concatenate(out)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        return self.probabilities_prepared(prepare_many(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return self.to_predictions(self.probabilities(texts))
+
+    def to_predictions(self, probabilities: np.ndarray) -> list[Prediction]:
+        predictions = []
+        for row in probabilities:
+            best = int(row.argmax())
+            predictions.append(
+                Prediction(
+                    route=self.labels[best],
+                    confidence=float(row[best]),
+                    probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                )
+            )
+        return predictions

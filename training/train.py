@@ -1,0 +1,246 @@
+"""Train one model version from a Dataset and publish it as a self-contained artifact directory.
+
+    models/<version>/model.keras   end-to-end model (vectorizers inside), no optimizer state
+                     meta.json     version, created_at, labels, data hash, counts, config, metrics, thresholds
+                     curves.png    training vs validation accuracy and loss (the prototype's two plots)
+                     confusion.png validation confusion matrix
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.artifacts import set_current
+from core.routes import ROUTES
+from core.text import prepare_many
+from training.datasets import Dataset
+from training.metrics import review_thresholds, score
+
+BALANCE_MODES = ("weights", "cap", "none")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    validation_fraction: float = 0.2
+    seed: int = 20261124
+    balance: str = "weights"  # class weights; "cap" = the prototype's per-route cap; "none"
+    cap: int | None = None  # for balance="cap": rows per route (default: the smallest route's count)
+    patience: int = 3
+    target_precision: float = 0.9  # for the per-route review thresholds
+    sequence_percentile: float = 95.0
+    model: Any = None  # training.model.ModelConfig; None = defaults (kept untyped so TF loads lazily)
+    sample_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: str
+    path: Path
+    meta: dict[str, Any]
+
+
+def _say(progress: Callable[[str], None] | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def split(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Stratified, seeded split of row indices into training and validation."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(dataset))
+    train_idx, val_idx = train_test_split(indices, test_size=fraction, random_state=seed, stratify=dataset.routes)
+    return sorted(train_idx.tolist()), sorted(val_idx.tolist())
+
+
+def cap_per_route(routes: list[str], cap: int | None, seed: int) -> tuple[list[int], int]:
+    """The prototype's balancing: keep at most `cap` random rows of each route (default: the rarest route's count)."""
+    counts = Counter(routes)
+    cap = cap or min(counts.values())
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for route in ROUTES:
+        rows = [i for i, r in enumerate(routes) if r == route]
+        if len(rows) > cap:
+            rows = sorted(rng.choice(rows, size=cap, replace=False).tolist())
+        keep.extend(rows)
+    return sorted(keep), cap
+
+
+def sequence_length_for(prepared: list[str], percentile: float) -> int:
+    """From the data: the token count that covers `percentile` % of tickets, rounded up to 8, within 16..256."""
+    lengths = np.array([len(t.split()) for t in prepared])
+    value = int(np.ceil(np.percentile(lengths, percentile) / 8.0) * 8)
+    return int(min(256, max(16, value)))
+
+
+def _features(words, ngrams):  # type: ignore[no-untyped-def]
+    """A tf.data map: strings → (ids trimmed to the batch's longest ticket, [n-gram tf-idf])."""
+    import tensorflow as tf
+
+    def fn(texts, labels, weights):  # type: ignore[no-untyped-def]
+        ids = words(texts)
+        longest = tf.maximum(1, tf.reduce_max(tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1)))
+        ids = ids[:, :longest]
+        inputs = (ids, ngrams(texts)) if ngrams is not None else (ids,)
+        return inputs, labels, weights
+
+    return fn
+
+
+def _dataset(texts, labels, weights, batch_size, words, ngrams, shuffle_seed=None):  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((texts, labels, weights))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).map(_features(words, ngrams), num_parallel_calls=2).prefetch(2)
+
+
+def train(
+    dataset: Dataset,
+    model_dir: Path,
+    options: TrainOptions | None = None,
+    progress: Callable[[str], None] | None = print,
+    make_current: bool = True,
+    trigger: str = "cli",
+) -> TrainResult:
+    """Train, evaluate on the held-out split, save, re-load to check the artifact, and publish atomically."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from training import plots
+    from training.model import ModelConfig, assemble, build_classifier, build_vectorizers
+
+    options = options or TrainOptions()
+    started = time.monotonic()
+    dataset = dataset.deduplicated()
+    if len(dataset) < 20 or len(set(dataset.routes)) < len(ROUTES):
+        raise ValueError(f"need at least 20 usable rows covering all of {ROUTES}; got {dataset.route_counts()}")
+    keras.utils.set_random_seed(options.seed)
+
+    _say(progress, f"[1/5] {len(dataset)} rows {dataset.route_counts()}; dropped {dict(dataset.dropped) or 'none'}")
+    train_idx, val_idx = split(dataset, options.validation_fraction, options.seed)
+    routes = dataset.routes
+    balance_report: dict[str, Any] = {"mode": options.balance}
+    if options.balance == "cap":
+        kept, cap = cap_per_route([routes[i] for i in train_idx], options.cap, options.seed)
+        train_idx = [train_idx[i] for i in kept]
+        balance_report["cap"] = cap
+    elif options.balance not in BALANCE_MODES:
+        raise ValueError(f"balance must be one of {BALANCE_MODES}")
+
+    _say(progress, f"[2/5] tokenizing {len(dataset)} texts with MeCab")
+    prepared = prepare_many(dataset.texts)
+    train_texts = [prepared[i] for i in train_idx]
+    val_texts = [prepared[i] for i in val_idx]
+    label_index = {route: i for i, route in enumerate(ROUTES)}
+    y_train = np.array([label_index[routes[i]] for i in train_idx], dtype="int32")
+    y_val = np.array([label_index[routes[i]] for i in val_idx], dtype="int32")
+
+    counts = np.bincount(y_train, minlength=len(ROUTES))
+    class_weight = np.ones(len(ROUTES))
+    if options.balance == "weights":
+        class_weight = counts.sum() / (len(ROUTES) * np.maximum(counts, 1))
+        balance_report["class_weight"] = {r: round(float(w), 4) for r, w in zip(ROUTES, class_weight, strict=True)}
+    source_weight = np.array(
+        [options.sample_weights.get(dataset.examples[i].category, 1.0) for i in train_idx], dtype="float32"
+    )
+    w_train = (class_weight[y_train] * source_weight).astype("float32")
+
+    config = options.model or ModelConfig()
+    config = replace(config, sequence_length=sequence_length_for(train_texts, options.sequence_percentile))
+    _say(progress, f"[3/5] building vocabularies; sequence length {config.sequence_length} "
+         f"(p{options.sequence_percentile:g} of training token counts)")
+    words, ngrams = build_vectorizers(config, train_texts)
+    classifier = build_classifier(config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams else None)
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(options.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=False,  # batches have varying lengths; XLA would recompile for each
+    )
+    train_ds = _dataset(train_texts, y_train, w_train, options.batch_size, words, ngrams, shuffle_seed=options.seed)
+    val_ds = _dataset(val_texts, y_val, np.ones(len(y_val), "float32"), 256, words, ngrams)
+
+    _say(progress, f"[4/5] training on {len(train_texts)} rows, validating on {len(val_texts)} "
+         f"(up to {options.epochs} epochs, early stopping after {options.patience} without improvement)")
+    history = classifier.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=options.epochs,
+        verbose=2 if progress is not None and not sys.stdout.isatty() else (1 if progress is not None else 0),
+        callbacks=[
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience, restore_best_weights=True)
+        ],
+    )
+    model = assemble(words, ngrams, classifier)
+    val_probabilities = model.predict(tf.constant(val_texts), batch_size=256, verbose=0)
+    val_gold = [ROUTES[i] for i in y_val]
+    metrics = score(val_gold, val_probabilities)
+    thresholds = review_thresholds(val_gold, val_probabilities, options.target_precision)
+
+    created = datetime.now(UTC)
+    data_hash = dataset.content_hash()
+    version = f"{created:%Y%m%d-%H%M%S}-{data_hash[:6]}"
+    _say(progress, f"[5/5] validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; "
+         f"saving version {version}")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = model_dir / f".staging-{version}-{os.getpid()}"
+    staging.mkdir()
+    try:
+        model.save(staging / "model.keras")
+        reloaded = keras.saving.load_model(staging / "model.keras", compile=False)
+        sample = tf.constant(val_texts[:64])
+        np.testing.assert_allclose(reloaded(sample).numpy(), model(sample).numpy(), rtol=1e-5, atol=1e-6)
+        history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        plots.training_curves(history_dict, staging / "curves.png")
+        plots.confusion(metrics, staging / "confusion.png")
+        meta = {
+            "version": version,
+            "created_at": created.isoformat(),
+            "labels": list(ROUTES),
+            "data_hash": data_hash,
+            "counts": {
+                "rows": len(dataset),
+                "train": len(train_idx),
+                "validation": len(val_idx),
+                "train_by_route": {r: int(c) for r, c in zip(ROUTES, counts, strict=True)},
+                "dropped": dict(dataset.dropped),
+            },
+            "balance": balance_report,
+            "model": config.to_dict(),
+            "options": {k: v for k, v in asdict(options).items() if k != "model"},
+            "metrics": {"validation": metrics},
+            "thresholds": thresholds,
+            "history": history_dict,
+            "epochs_run": len(history_dict["loss"]),
+            "train_seconds": round(time.monotonic() - started, 1),
+            "trigger": trigger,
+        }
+        (staging / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        final = model_dir / version
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if make_current:
+        set_current(model_dir, version)
+    _say(progress, f"saved {final} in {meta['train_seconds']} s" + (" (now the current model)" if make_current else ""))
+    return TrainResult(version, final, meta)
