@@ -1,0 +1,192 @@
+"""`furiwake` console script: train, evaluate, predict, migrate, run.
+
+Every failure the user can cause (missing file, malformed row, unknown format, no model yet) ends in one line on
+stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.artifacts import NoModelError, read_meta, resolve
+from core.config import ConfigError, Settings
+from core.routes import RouteMap, RouteMapError
+from training.datasets import FORMATS, Dataset, DatasetError, guess_format, load
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = ROOT / "data" / "tickets.tsv"
+
+
+class CLIError(Exception):
+    """An error to report in one line (exit code 1)."""
+
+
+def _load_all(paths: Sequence[Path], fmt: str | None, route_map: RouteMap) -> Dataset:
+    dataset = Dataset([])
+    for path in paths:
+        dataset.extend(load(path, fmt or guess_format(path), route_map))
+    return dataset
+
+
+def _route_map(settings: Settings) -> RouteMap:
+    return RouteMap.load(settings.route_map_file)
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.model import ModelConfig
+    from training.train import TrainOptions, train
+
+    paths = args.data or [DEFAULT_CORPUS]
+    dataset = _load_all(paths, args.format, _route_map(settings))
+    dropped = sum(dataset.dropped.values())
+    print(f"loaded {len(dataset)} rows from {', '.join(map(str, paths))}; dropped {dropped} unusable "
+          f"({', '.join(f'{k}: {v}' for k, v in dataset.dropped.items()) or 'none'})", flush=True)
+    options = TrainOptions(
+        epochs=args.epochs, balance=args.balance, cap=args.cap, seed=args.seed,
+        model=ModelConfig(wide=not args.no_wide, bidirectional=args.bidirectional),
+    )
+    out = args.out or settings.model_dir
+    result = train(dataset, out, options, progress=lambda m: print(m, flush=True), make_current=not args.no_current)
+    if args.json:
+        print(json.dumps({"version": result.version, "path": str(result.path),
+                          **{k: result.meta["metrics"]["validation"][k] for k in ("accuracy", "macro_f1", "n")}}))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    path = resolve(args.model, settings.model_dir)
+    dataset = _load_all(args.data, args.format, _route_map(settings))
+    if not len(dataset):
+        raise CLIError("no usable rows to evaluate")
+    from core.predictor import Predictor  # TensorFlow loads only once the input is known to be good
+    from training.metrics import format_report, score
+
+    predictor = Predictor(path, warm_up=False)
+    metrics = score(dataset.routes, predictor.probabilities(dataset.texts), predictor.labels)
+    metrics["model_version"] = predictor.version
+    metrics["dropped"] = dict(dataset.dropped)
+    if args.json:
+        print(json.dumps(metrics, ensure_ascii=False))
+    else:
+        print(f"model {predictor.version} on {', '.join(map(str, args.data))}")
+        print(format_report(metrics))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from core.predictor import Predictor
+
+    texts = args.text if args.text != ["-"] else [sys.stdin.read()]
+    if not any(t.strip() for t in texts):
+        raise CLIError("nothing to classify: the text is empty")
+    predictor = Predictor(resolve(args.model, settings.model_dir), warm_up=False)
+    for text, prediction in zip(texts, predictor.predict(texts), strict=True):
+        if args.json:
+            print(json.dumps({"route": prediction.route, "confidence": prediction.confidence,
+                              "probabilities": prediction.probabilities, "model_version": predictor.version},
+                             ensure_ascii=False))
+        else:
+            scores = "  ".join(f"{k} {v:.3f}" for k, v in prediction.probabilities.items())
+            print(f"{prediction.route}\t{prediction.confidence:.3f}\t({scores})\t{text[:60]!r}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from core.artifacts import current_version
+
+    current = current_version(settings.model_dir)
+    rows = []
+    for meta_path in sorted(settings.model_dir.glob("*/meta.json")):
+        meta = read_meta(meta_path.parent)
+        validation = meta["metrics"]["validation"]
+        rows.append({"version": meta["version"], "current": meta["version"] == current,
+                     "created_at": meta["created_at"], "rows": meta["counts"]["rows"],
+                     "accuracy": validation["accuracy"], "macro_f1": validation["macro_f1"]})
+    if args.json:
+        print(json.dumps(rows))
+    elif not rows:
+        print(f"no models in {settings.model_dir}; run `furiwake train`")
+    else:
+        for row in rows:
+            print(f"{'*' if row['current'] else ' '} {row['version']}  rows={row['rows']}  "
+                  f"accuracy={row['accuracy']:.4f}  macro-F1={row['macro_f1']:.4f}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from core.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(f"database at head: {settings.database_url.split('@')[-1]}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.supervisor import run
+
+    return run(settings, train_if_missing=not args.no_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="furiwake", description="Self-hosted support-ticket router.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model (default: the bundled corpus into MODEL_DIR, made current)")
+    p.add_argument("--data", type=Path, action="append", help="training file (repeatable); default data/tickets.tsv")
+    p.add_argument("--format", choices=FORMATS, help="file format (default: guessed from the file)")
+    p.add_argument("--out", type=Path, help="model directory (default: MODEL_DIR)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--balance", choices=("weights", "cap", "none"), default="weights")
+    p.add_argument("--cap", type=int, help="rows per route with --balance cap (default: the rarest route's count)")
+    p.add_argument("--seed", type=int, default=20261124)
+    p.add_argument("--no-wide", action="store_true", help="LSTM only, without the character n-gram arm")
+    p.add_argument("--bidirectional", action="store_true", help="BiLSTM instead of LSTM")
+    p.add_argument("--no-current", action="store_true", help="do not make the new version the current model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a model on a labelled file")
+    p.add_argument("--data", type=Path, action="append", required=True)
+    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--model", type=Path, help="a version directory (default: the current model)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="route one or more texts ('-' reads stdin)")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--model", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("models", help="list trained model versions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("migrate", help="upgrade the database to the newest schema")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("run", help="migrate, train if needed, then run API + worker + beat until Ctrl-C")
+    p.add_argument("--no-train", action="store_true")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.func(args, settings))
+    except (DatasetError, NoModelError, RouteMapError, ConfigError, CLIError, ValueError) as exc:
+        print(f"furiwake {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
