@@ -115,3 +115,17 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return Settings.from_env(env, testing=True, **overrides)
 
     return build
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "tickets.tsv"
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small but real model trained once per test session on the bundled corpus (a few epochs)."""
+    from training.datasets import load
+    from training.train import TrainOptions, train
+
+    model_dir = tmp_path_factory.mktemp("models")
+    train(load(CORPUS), model_dir, TrainOptions(epochs=4, patience=1), progress=None)
+    return model_dir

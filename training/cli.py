@@ -58,10 +58,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    path = resolve(args.model, settings.model_dir)
     dataset = _load_all(args.data, args.format, _route_map(settings))
     if not len(dataset):
         raise CLIError("no usable rows to evaluate")
+    path = resolve(args.model, settings.model_dir)
     from core.predictor import Predictor  # TensorFlow loads only once the input is known to be good
     from training.metrics import format_report, score
 

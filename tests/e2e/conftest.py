@@ -1,0 +1,88 @@
+"""Real processes for end-to-end tests: gunicorn serving the API and a Celery worker, as in production."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Processes:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.children: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = self.tmp_path / f"{name}.log"
+        child = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"),
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append((name, child, log))
+        return child
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name} ---\n{log.read_text(errors='replace')[-3000:]}" for name, _, log in self.children)
+
+    def stop(self) -> None:
+        for _, child, _ in self.children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for _, child, _ in self.children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop()
+
+
+def service_env(database_url: str, broker_url: str, model_dir: Path, home: Path, **extra: str) -> dict[str, str]:
+    return {"DATABASE_URL": database_url, "BROKER_URL": broker_url, "MODEL_DIR": str(model_dir),
+            "FURIWAKE_HOME": str(home), "SECRET_KEY": "e2e", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def start_api(processes: Processes, env: dict[str, str]) -> str:
+    port = free_port()
+    processes.start("api", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                            "api.wsgi:app"], env)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{base}/healthz", timeout=1).ok, 60, processes, "API /healthz")
+    return base
+
+
+def start_worker(processes: Processes, env: dict[str, str], embedded: bool = False, concurrency: int = 1) -> None:
+    flags = ["--without-mingle", "--without-gossip", "--without-heartbeat"] if embedded else []
+    processes.start("worker", [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "classify",
+                               "--concurrency", str(concurrency), "--loglevel", "INFO", *flags], env)
+
+
+def wait_until(check: Callable[[], object], timeout: float, processes: Processes, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}\n{processes.logs()}")

@@ -1,0 +1,88 @@
+"""A tiny real training run: saves, reloads and predicts identically; probabilities sum to 1; CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core.artifacts import NoModelError, current_version, read_meta, resolve
+from tests.conftest import CORPUS
+
+pytestmark = pytest.mark.slow
+
+
+def test_artifact_directory_is_complete(trained_model_dir):
+    path = resolve(None, trained_model_dir)
+    assert {p.name for p in path.iterdir()} >= {"model.keras", "meta.json", "curves.png", "confusion.png"}
+    meta = read_meta(path)
+    assert meta["version"] == current_version(trained_model_dir) == path.name
+    assert meta["labels"] == ["Account", "Payment", "Other"]
+    assert set(meta["thresholds"]) == set(meta["labels"])
+    assert 16 <= meta["model"]["sequence_length"] <= 256 and meta["model"]["max_tokens"] <= 15000
+    assert meta["counts"]["train"] + meta["counts"]["validation"] == meta["counts"]["rows"]
+    assert meta["metrics"]["validation"]["accuracy"] > 0.7
+
+
+def test_reloaded_model_and_compiled_predictor_agree_with_the_trained_model(trained_model_dir):
+    import keras
+    import tensorflow as tf
+
+    from core.predictor import Predictor
+    from core.text import prepare_many
+
+    path = resolve(None, trained_model_dir)
+    texts = ["パスワードを忘れました", "カードが使えない", "荷物が届かない", "x" * 3000, "I was charged twice"] * 7
+    prepared = prepare_many(texts)
+    reference = keras.saving.load_model(path / "model.keras", compile=False)(tf.constant(prepared)).numpy()
+    predictor = Predictor(path)
+    np.testing.assert_allclose(predictor.probabilities(texts), reference, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(predictor.probabilities(texts).sum(axis=1), 1.0, atol=1e-5)
+    single = predictor.predict(["パスワードを忘れました"])[0]
+    assert single.route == max(single.probabilities, key=single.probabilities.get)
+    assert sum(single.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert predictor.probabilities([]).shape == (0, 3)
+
+
+def test_no_model_yet_is_a_clear_error(tmp_path):
+    with pytest.raises(NoModelError, match="furiwake train"):
+        resolve(None, tmp_path)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "training", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_cli_evaluate_json_and_predict(trained_model_dir, tmp_path):
+    sample = tmp_path / "s.tsv"
+    sample.write_text("id\tquestion\tanswer\tcategory\n1\tパスワードを忘れました\ta\tAccount - Password\n"
+                      "2\t二重に請求されています\ta\tPayment - Billing\n", encoding="utf-8")
+    result = run_cli("evaluate", "--data", str(sample), "--model", str(trained_model_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["n"] == 2 and {"accuracy", "macro_f1", "per_route", "confusion", "ece"} <= set(metrics)
+    result = run_cli("predict", "ログインできません", "--json", env={"MODEL_DIR": str(trained_model_dir)})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["route"] in ("Account", "Payment", "Other") and sum(out["probabilities"].values()) == pytest.approx(1)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("evaluate", "--data", "/no/such/file.tsv"), "no such file"),
+    (("train", "--data", "BAD"), "expected header"),
+    (("predict", "hello"), "no trained model"),
+    (("evaluate", "--data", str(CORPUS), "--format", "banking77"), "missing column"),
+])
+def test_cli_errors_are_one_line_without_traceback(tmp_path, args, message):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("nothing useful\n", encoding="utf-8")
+    args = tuple(str(bad) if a == "BAD" else a for a in args)
+    result = run_cli(*args, env={"MODEL_DIR": str(tmp_path / "empty")})
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr

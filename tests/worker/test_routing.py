@@ -1,0 +1,115 @@
+"""worker.routing against real databases and a real trained model."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from core.artifacts import resolve
+from core.db import make_engine, make_session_factory
+from core.models import Ticket, utcnow
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_model_dir):
+    from core.predictor import Predictor
+
+    return Predictor(resolve(None, trained_model_dir))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sessions(request):
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _add(sessions, body: str, status: str = "queued", **fields) -> str:
+    with sessions() as s, s.begin():
+        ticket = Ticket(channel="api", body=body, status=status, **fields)
+        s.add(ticket)
+    return str(ticket.id)
+
+
+def test_routes_a_batch_and_writes_everything_in_one_go(sessions, predictor):
+    from worker.routing import route_tickets
+
+    ids = [_add(sessions, "パスワードを忘れてログインできません"), _add(sessions, "二重に請求されています。返金してください")]
+    outcome = route_tickets(sessions, predictor, ids, {"Account": 0.0, "Payment": 0.0, "Other": 0.0})
+    assert sorted(outcome.routed) == sorted(ids)
+    with sessions() as s:
+        first, second = (s.get(Ticket, uuid.UUID(i)) for i in ids)
+    assert (first.route, second.route) == ("Account", "Payment")
+    for t in (first, second):
+        assert t.status == "routed" and t.model_version == predictor.version and t.attempts == 1
+        assert t.routed_at is not None and t.routed_at.tzinfo is not None
+        assert t.score_account + t.score_payment + t.score_other == pytest.approx(1.0, abs=1e-4)
+        assert t.confidence == pytest.approx(max(t.scores.values()))
+
+
+def test_already_routed_ticket_is_left_alone(sessions, predictor):
+    from worker.routing import route_tickets
+
+    ticket_id = _add(sessions, "カードが使えません")
+    route_tickets(sessions, predictor, [ticket_id], {})
+    with sessions() as s, s.begin():
+        s.execute(update(Ticket).values(route="Other", confidence=0.5))  # an agent's later change
+    outcome = route_tickets(sessions, predictor, [ticket_id, ticket_id], {})
+    assert outcome.skipped == [ticket_id, ticket_id] and not outcome.routed
+    with sessions() as s:
+        ticket = s.get(Ticket, uuid.UUID(ticket_id))
+    assert ticket.route == "Other" and ticket.attempts == 1
+
+
+def test_below_threshold_goes_to_review_with_its_route_kept(sessions, predictor):
+    from worker.routing import route_tickets
+
+    ticket_id = _add(sessions, "パスワードを忘れてログインできません")
+    outcome = route_tickets(sessions, predictor, [ticket_id], {"Account": 1.0, "Payment": 1.0, "Other": 1.0})
+    assert outcome.needs_review == [ticket_id]
+    with sessions() as s:
+        ticket = s.get(Ticket, uuid.UUID(ticket_id))
+    assert ticket.status == "needs_review" and ticket.route == "Account"
+
+
+def test_text_with_nothing_left_after_cleanup_needs_review(sessions, predictor):
+    from worker.routing import route_tickets
+
+    ticket_id = _add(sessions, "-----\nhttps://example.com\n> quoted only")
+    outcome = route_tickets(sessions, predictor, [ticket_id], {})
+    assert outcome.needs_review == [ticket_id]
+
+
+def test_invalid_and_unknown_ids_are_skipped(sessions, predictor):
+    from worker.routing import route_tickets
+
+    outcome = route_tickets(sessions, predictor, ["not-a-uuid", "6f1c8a52-0000-4000-8000-000000000000"], {})
+    assert outcome.routed == [] and outcome.skipped == ["6f1c8a52-0000-4000-8000-000000000000"]
+
+
+def test_mark_failed_keeps_the_error(sessions):
+    from worker.routing import mark_failed
+
+    ticket_id = _add(sessions, "help")
+    mark_failed(sessions, [ticket_id], "database error: x" * 500)
+    with sessions() as s:
+        ticket = s.get(Ticket, uuid.UUID(ticket_id))
+    assert ticket.status == "failed" and ticket.last_error.startswith("database error") and ticket.attempts == 1
+    assert len(ticket.last_error) <= 2000
+
+
+def test_stale_tickets_are_found_and_requeued(sessions):
+    from worker.routing import mark_queued, stale_ticket_ids
+
+    old = _add(sessions, "old", status="received", created_at=utcnow() - timedelta(minutes=10))
+    _add(sessions, "fresh", status="received")
+    _add(sessions, "done", status="routed", created_at=utcnow() - timedelta(minutes=10))
+    assert stale_ticket_ids(sessions, older_than_seconds=60) == [old]
+    mark_queued(sessions, [old])
+    assert stale_ticket_ids(sessions, older_than_seconds=60) == []
