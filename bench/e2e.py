@@ -1,0 +1,206 @@
+"""End-to-end throughput and latency against PostgreSQL + Redis, with real gunicorn and Celery processes.
+
+    python bench/e2e.py --tickets 3000 --concurrency 16 [--workers 2] [--json]
+
+1. noop_per_s: Celery no-op round trips (send, run, result back) on the same Redis, same worker;
+2. routed_per_s: N tickets POSTed over HTTP by C client threads, until every one is routed (sustained rate);
+   routed_p50/p99_ms: created_at → routed_at per ticket, from the database;
+3. intake_p50/p99_ms: POST latency at a steady 50 tickets/s (open loop);
+lost: tickets never routed within the time limit.
+The model is the current one in MODEL_DIR (train it first: `furiwake train`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SAMPLES = [
+    "パスワードを忘れてログインできません。再設定の方法を教えてください。",
+    "二重に請求されています。確認をお願いします。",
+    "注文した商品がまだ届きません。",
+    "I was charged twice for my subscription this month.",
+    "アプリが起動直後に落ちます。version: 3.2.1 iPhone 15",
+    "退会したいのですが手続きを教えてください",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> int:
+    import redis
+    import requests
+    import sqlalchemy as sa
+    from celery import Celery
+
+    from core.config import Settings
+    from core.migrate import upgrade
+    from core.queue import NOOP_TASK
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickets", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--api-workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--noops", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=50.0, help="steady intake rate for the latency phase")
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    settings = Settings.from_env()
+    name = f"furiwake_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    database_url = args.postgres.rsplit("/", 1)[0] + "/" + name
+    upgrade(database_url)
+    redis.Redis.from_url(args.redis).flushdb()
+    env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": args.redis, "RESULT_BACKEND": args.redis,
+           "MODEL_DIR": str(settings.model_dir), "FURIWAKE_HOME": str(settings.home), "PYTHONUNBUFFERED": "1"}
+    port = free_port()
+    logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))
+    children = [
+        subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "classify",
+                          "--concurrency", str(args.workers), "--loglevel", "WARNING"], cwd=ROOT, env=env,
+                         stdout=(logs / "bench-worker.log").open("wb"), stderr=subprocess.STDOUT,
+                         start_new_session=True),
+        subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
+                          str(args.api_workers), "api.wsgi:app"], cwd=ROOT, env=env,
+                         stdout=(logs / "bench-api.log").open("wb"), stderr=subprocess.STDOUT,
+                         start_new_session=True),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    engine = sa.create_engine(database_url)
+    result: dict[str, object] = {"tickets": args.tickets, "concurrency": args.concurrency,
+                                 "celery_workers": args.workers, "api_workers": args.api_workers}
+    try:
+        client = Celery(broker=args.redis, backend=args.redis)
+        deadline = time.monotonic() + 120
+        while True:  # the worker is up when a no-op comes back
+            try:
+                client.send_task(NOOP_TASK, queue="classify").get(timeout=5)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+
+        started = time.perf_counter()
+        pending = [client.send_task(NOOP_TASK, queue="classify") for _ in range(args.noops)]
+        for handle in pending:
+            handle.get(timeout=60)
+        result["noop_per_s"] = round(args.noops / (time.perf_counter() - started), 1)
+
+        local = threading.local()
+
+        def post(i: int) -> float:
+            session = getattr(local, "session", None) or requests.Session()
+            local.session = session
+            t0 = time.perf_counter()
+            response = session.post(f"{base}/api/v1/tickets", json={"body": SAMPLES[i % len(SAMPLES)] + f" #{i}"},
+                                    timeout=30)
+            if response.status_code != 202:
+                raise RuntimeError(f"intake answered {response.status_code}: {response.text[:200]}")
+            return (time.perf_counter() - t0) * 1000
+
+        def done_count() -> int:
+            with engine.connect() as conn:
+                return int(conn.execute(sa.text(
+                    "SELECT count(*) FROM tickets WHERE status IN ('routed', 'needs_review')")).scalar_one())
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            burst_latencies = list(pool.map(post, range(args.tickets)))
+        submitted = time.perf_counter() - started
+        deadline = time.monotonic() + args.timeout
+        while done_count() < args.tickets and time.monotonic() < deadline:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        routed = done_count()
+        result["submit_per_s"] = round(args.tickets / submitted, 1)
+        result["routed_per_s"] = round(routed / elapsed, 1)
+        result["routed_vs_noop"] = round(float(result["routed_per_s"]) / float(result["noop_per_s"]), 3)
+        with engine.connect() as conn:
+            delays = [float(r[0]) * 1000 for r in conn.execute(sa.text(
+                "SELECT EXTRACT(EPOCH FROM routed_at - created_at) FROM tickets WHERE routed_at IS NOT NULL"))]
+        result["routed_p50_ms"] = round(percentile(delays, 50), 1)
+        result["routed_p99_ms"] = round(percentile(delays, 99), 1)
+        result["burst_intake_p50_ms"] = round(percentile(burst_latencies, 50), 1)
+        result["burst_intake_p99_ms"] = round(percentile(burst_latencies, 99), 1)
+
+        # Steady 50 tickets/s, open loop: each request starts at its scheduled time whatever the others do.
+        count = int(args.rate * args.rate_seconds)
+        steady: list[float] = []
+        lock = threading.Lock()
+
+        def scheduled(i: int, at: float) -> None:
+            time.sleep(max(0.0, at - time.perf_counter()))
+            latency = post(args.tickets + i)
+            with lock:
+                steady.append(latency)
+
+        t0 = time.perf_counter() + 0.2
+        with ThreadPoolExecutor(32) as pool:
+            for i in range(count):
+                pool.submit(scheduled, i, t0 + i / args.rate)
+        total = args.tickets + count
+        deadline = time.monotonic() + args.timeout
+        while done_count() < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        result["intake_rate_per_s"] = args.rate
+        result["intake_p50_ms"] = round(percentile(steady, 50), 1)
+        result["intake_p99_ms"] = round(percentile(steady, 99), 1)
+        result["lost"] = total - done_count()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:22s} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Serving and training speed on this machine.
+
+    python bench/predictor.py [--model DIR] [--skip-train] [--json]
+
+single-ticket latency (p50/p99 of Predictor.predict([text]), clean-up + MeCab + model), batch-128 throughput
+(with and without text preparation), tokenisation speed (clean + MeCab, and MeCab alone), and the wall time of
+training the bundled model from scratch with the default options (`furiwake train`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    from core.artifacts import resolve
+    from core.config import Settings
+    from core.predictor import Predictor
+    from core.text import clean, prepare_many, tokenize
+    from training.datasets import load
+    from training.train import train
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    corpus = load(ROOT / "data" / "tickets.tsv")
+    texts = corpus.texts
+    out: dict[str, float] = {}
+
+    if not args.skip_train:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.monotonic()
+            result = train(corpus, Path(tmp), progress=None)
+            out["train_bundled_s"] = round(time.monotonic() - started, 1)
+            out["train_epochs"] = result.meta["epochs_run"]
+            out["train_rows"] = result.meta["counts"]["rows"]
+
+    cleaned = [clean(t) for t in texts]
+    for name, fn, inputs in (("prepare_per_s", lambda t: prepare_many([t]), texts),
+                             ("tokenize_per_s", tokenize, cleaned)):
+        started = time.perf_counter()
+        for _ in range(3):
+            for t in inputs:
+                fn(t)
+        out[name] = round(3 * len(inputs) / (time.perf_counter() - started))
+
+    model_path = args.model or resolve(None, Settings.from_env().model_dir)
+    predictor = Predictor(model_path)
+    out["sequence_length"] = predictor.sequence_length
+    sample = texts[:600]
+    for t in sample[:50]:
+        predictor.predict([t])  # compile the buckets single tickets use
+    latencies = []
+    for t in sample[50:]:
+        started = time.perf_counter()
+        predictor.predict([t])
+        latencies.append((time.perf_counter() - started) * 1000)
+    out["single_p50_ms"] = round(statistics.median(latencies), 3)
+    out["single_p99_ms"] = round(percentile(latencies, 99), 3)
+
+    batches = [texts[i : i + 128] for i in range(0, len(texts) - 127, 128)]
+    prepared = [prepare_many(b) for b in batches]
+    for b in prepared[:3]:
+        predictor.probabilities_prepared(b)
+    started = time.perf_counter()
+    for b in batches:
+        predictor.probabilities(b)
+    out["batch128_per_s"] = round(128 * len(batches) / (time.perf_counter() - started))
+    started = time.perf_counter()
+    for b in prepared:
+        predictor.probabilities_prepared(b)
+    out["batch128_model_only_per_s"] = round(128 * len(prepared) / (time.perf_counter() - started))
+
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for key, value in out.items():
+            print(f"{key:28s} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
