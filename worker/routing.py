@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import PENDING_STATUSES, Ticket, utcnow
@@ -78,7 +78,8 @@ def route_tickets(
     table = Ticket.__table__
     statement = (
         update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.status.in_(PENDING_STATUSES))
+        # Plain comparisons, not IN (...): an expanding IN cannot be used with executemany.
+        .where(table.c.id == bindparam("b_id"), or_(*(table.c.status == s for s in PENDING_STATUSES)))
         .values(
             status=bindparam("b_status"), route=bindparam("b_route"), confidence=bindparam("b_confidence"),
             score_account=bindparam("b_account"), score_payment=bindparam("b_payment"),

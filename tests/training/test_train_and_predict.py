@@ -77,7 +77,7 @@ def test_cli_evaluate_json_and_predict(trained_model_dir, tmp_path):
     (("evaluate", "--data", "/no/such/file.tsv"), "no such file"),
     (("train", "--data", "BAD"), "expected header"),
     (("predict", "hello"), "no trained model"),
-    (("evaluate", "--data", str(CORPUS), "--format", "banking77"), "missing column"),
+    (("evaluate", "--data", str(CORPUS), "--format", "banking77"), "MAPPING.tsv: no such file"),
 ])
 def test_cli_errors_are_one_line_without_traceback(tmp_path, args, message):
     bad = tmp_path / "bad.tsv"
