@@ -1,0 +1,161 @@
+"""Storing, enqueuing and listing tickets: plain functions shared by every intake channel (API, web form, e-mail).
+
+No Flask here: the e-mail webhooks and the CLI call the same functions the HTTP API calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from celery import Celery
+from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import transaction
+from core.models import Ticket, utcnow
+from core.queue import enqueue_classification
+
+log = logging.getLogger(__name__)
+
+
+def _find_duplicate(session: Session, idempotency_key: str | None, message_id: str | None) -> Ticket | None:
+    """The ticket an earlier delivery of the same request created, if any."""
+    conditions = []
+    if idempotency_key is not None:
+        conditions.append(Ticket.idempotency_key == idempotency_key)
+    if message_id is not None:
+        conditions.append(Ticket.message_id == message_id)
+    if not conditions:
+        return None
+    return session.scalars(select(Ticket).where(or_(*conditions)).limit(1)).first()
+
+
+def create_ticket(
+    session: Session,
+    *,
+    channel: str,
+    body: str,
+    subject: str | None = None,
+    customer_name: str | None = None,
+    customer_email: str | None = None,
+    idempotency_key: str | None = None,
+    message_id: str | None = None,
+) -> tuple[Ticket, bool]:
+    """Add a ticket to the session's transaction; return (ticket, created).
+
+    A client that retries (same Idempotency-Key) or a mail server that redelivers (same Message-ID) gets the ticket
+    the first attempt created, with created=False. The unique constraints are the real guard: when two requests race
+    past the look-up, the loser's INSERT fails inside a savepoint, which is rolled back so the caller's transaction
+    stays usable, and the winner's row is read back. The caller commits.
+    """
+    duplicate = _find_duplicate(session, idempotency_key, message_id)
+    if duplicate is not None:
+        return duplicate, False
+    ticket = Ticket(
+        channel=channel,
+        body=body,
+        subject=subject,
+        customer_name=customer_name,
+        customer_email=customer_email,
+        idempotency_key=idempotency_key,
+        message_id=message_id,
+        status="received",
+        attempts=0,
+    )
+    try:
+        with session.begin_nested():
+            session.add(ticket)
+    except IntegrityError:
+        duplicate = _find_duplicate(session, idempotency_key, message_id)
+        if duplicate is None:
+            raise  # some other constraint failed: a bug, not a retry
+        return duplicate, False
+    return ticket, True
+
+
+def submit_ticket(
+    session_factory: sessionmaker[Session], celery_app: Celery, **fields: str | None
+) -> tuple[Ticket, bool]:
+    """Store a ticket, then ask the workers to classify it; return (ticket, created).
+
+    The commit comes first so a worker never receives an id it cannot read. A broker outage is not the client's
+    problem: the ticket stays `received` and the worker's periodic sweep enqueues it later, so the request still
+    succeeds. A repeated request (created=False) is not enqueued again; the first one was, or the sweep will.
+    """
+    with transaction(session_factory) as session:
+        ticket, created = create_ticket(session, **fields)  # type: ignore[arg-type]
+    if not created:
+        return ticket, False
+    try:
+        enqueue_classification(celery_app, [str(ticket.id)])
+    except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the sweep will retry
+        log.warning(
+            "ticket %s stored but not enqueued (%s: %s); the sweep will retry", ticket.id, type(exc).__name__, exc
+        )
+        return ticket, True
+    return _mark_queued(session_factory, ticket), True
+
+
+def _mark_queued(session_factory: sessionmaker[Session], ticket: Ticket) -> Ticket:
+    """Record that the message went out, unless a fast worker already moved the ticket on; return the fresh row.
+
+    The message is already on the queue, so a database hiccup here only leaves a stale `received` status (the
+    sweep may enqueue it once more, which the worker tolerates); failing the request would invite a duplicate.
+    """
+    try:
+        with transaction(session_factory) as session:
+            session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket.id, Ticket.status == "received")
+                .values(status="queued", queued_at=utcnow())
+            )
+            fresh = session.get(Ticket, ticket.id, populate_existing=True)
+    except SQLAlchemyError as exc:
+        log.warning("ticket %s enqueued but its status was not updated (%s)", ticket.id, exc)
+        return ticket
+    return fresh if fresh is not None else ticket
+
+
+def get_ticket(session: Session, ticket_id: uuid.UUID) -> Ticket | None:
+    return session.get(Ticket, ticket_id)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page of the oldest-first listing ends: the (created_at, id) of its last ticket."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> Position:
+        return cls(ticket.created_at, ticket.id)
+
+
+def list_tickets(
+    session: Session,
+    *,
+    route: str | None = None,
+    status: str | None = None,
+    after: Position | None = None,
+    limit: int = 50,
+) -> tuple[list[Ticket], Position | None]:
+    """Oldest first, keyset-paginated; return (page, position to continue after, or None on the last page).
+
+    Keyset rather than OFFSET: a page costs the same however deep the queue is, and tickets arriving meanwhile
+    neither shift nor repeat rows. (created_at, id) is unique and covered by the indexes of the tickets table.
+    """
+    query = select(Ticket)
+    if route is not None:
+        query = query.where(Ticket.route == route)
+    if status is not None:
+        query = query.where(Ticket.status == status)
+    if after is not None:
+        query = query.where(tuple_(Ticket.created_at, Ticket.id) > tuple_(after.created_at, after.id))
+    rows = list(session.scalars(query.order_by(Ticket.created_at, Ticket.id).limit(limit + 1)))
+    page = rows[:limit]
+    return page, (Position.of(page[-1]) if len(rows) > limit else None)
