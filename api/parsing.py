@@ -1,0 +1,72 @@
+"""Request parsing for the JSON API: webargs' Flask parser, strict about what it accepts and answering in problems.
+
+webargs on its own would treat a non-JSON Content-Type as "no body" and invalid UTF-8 as invalid JSON; a client
+deserves to be told which of its mistakes it made (415, 400 encoding, 400 JSON, 422/400 fields).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import flask
+import marshmallow as ma
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from api.problems import INVALID_ENCODING, INVALID_JSON, UNSUPPORTED_MEDIA_TYPE, VALIDATION, raise_problem
+
+
+def _flatten(messages: Any) -> dict[str, Any]:
+    """webargs nests field errors under their location ({"json": {"body": [...]}}); the client wants the fields."""
+    if not isinstance(messages, Mapping):
+        return {"_schema": messages}
+    flat: dict[str, Any] = {}
+    for location_messages in messages.values():
+        flat.update(location_messages if isinstance(location_messages, Mapping) else {"_schema": location_messages})
+    return flat
+
+
+def _summary(errors: Mapping[str, Any]) -> str:
+    def text(value: Any) -> str:
+        return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return "; ".join(f"{field}: {text(messages)}" for field, messages in errors.items())
+
+
+class ProblemParser(FlaskParser):
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req):
+            raise_problem(
+                415,
+                f"Send the request body as application/json, not {req.mimetype or 'no Content-Type'}.",
+                type=UNSUPPORTED_MEDIA_TYPE,
+            )
+        raw = req.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise_problem(400, f"The request body is not valid UTF-8 (byte {exc.start}).", type=INVALID_ENCODING)
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            detail = str(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise_problem(400, f"The request body is not valid JSON: {detail}.", type=INVALID_JSON)
+
+    def handle_error(
+        self,
+        error: ma.ValidationError,
+        req: flask.Request,
+        schema: ma.Schema,
+        *,
+        error_status_code: int | None,
+        error_headers: Mapping[str, str] | None,
+    ) -> NoReturn:
+        errors = _flatten(error.messages)
+        raise_problem(
+            error_status_code or self.DEFAULT_VALIDATION_STATUS,
+            _summary(errors),
+            type=VALIDATION,
+            title="Invalid request",
+            errors=errors,
+        )

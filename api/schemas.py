@@ -1,0 +1,137 @@
+"""Marshmallow schemas of the JSON API: they validate requests and, through flask-smorest, write the OpenAPI doc."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+from flask import url_for
+from marshmallow import fields, validate
+
+from api.services import current_services
+from core.models import STATUSES, Ticket
+from core.routes import ROUTES
+from core.tickets import Position
+
+
+class Text(fields.String):
+    """A string every backend can store: PostgreSQL refuses NUL, and a JSON `\\ud800` escape yields a lone
+    surrogate that no database driver can encode. Refusing both here keeps client input from ever becoming a 500."""
+
+    default_error_messages = {
+        "nul": "Must not contain NUL characters.",
+        "surrogate": "Must not contain unpaired surrogate characters.",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise self.make_error("nul")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.make_error("surrogate") from None
+        return text
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ma.ValidationError("Must not be blank.")
+
+
+def _within_body_limit(value: str) -> None:
+    """The limit is a setting (MAX_BODY_CHARS), so it is read from the running app, not fixed at import."""
+    limit = current_services().settings.max_body_chars
+    if len(value) > limit:
+        raise ma.ValidationError(f"Must be at most {limit} characters (got {len(value)}).")
+
+
+class TicketFieldsSchema(ma.Schema):
+    """What a customer may send, whatever the channel; lengths match the columns of the tickets table."""
+
+    body = Text(required=True, validate=[_not_blank, _within_body_limit], metadata={"description": "The question"})
+    subject = Text(allow_none=True, validate=validate.Length(max=500))
+    customer_name = Text(allow_none=True, validate=validate.Length(max=200))
+    customer_email = fields.Email(allow_none=True, validate=validate.Length(max=320))
+
+
+class TicketInSchema(TicketFieldsSchema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class IdempotencyHeaderSchema(ma.Schema):
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Regexp(r"^[!-~]{1,200}$", error="Must be 1 to 200 visible ASCII characters."),
+        metadata={"description": "Repeat a request safely: the same key returns the ticket the first request created."},
+    )
+
+
+class TicketCreatedSchema(ma.Schema):
+    id = fields.UUID()
+    reference = fields.String(metadata={"description": "Short reference to quote to a person, e.g. T-7KQ2M9XA"})
+    status = fields.String(metadata={"description": "`queued`, or `received` while the broker is unreachable"})
+    url = fields.Method("ticket_url")
+
+    def ticket_url(self, ticket: Ticket) -> str:
+        return url_for("tickets.TicketItem", ticket_id=ticket.id)
+
+
+class TicketSchema(ma.Schema):
+    id = fields.UUID()
+    reference = fields.String()
+    channel = fields.String(metadata={"enum": ["web", "email", "api"]})
+    subject = fields.String(allow_none=True)
+    body = fields.String()
+    customer_name = fields.String(allow_none=True)
+    customer_email = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    route = fields.String(allow_none=True, metadata={"enum": list(ROUTES)})
+    confidence = fields.Float(allow_none=True)
+    scores = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
+    model_version = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    created_at = fields.DateTime(format="iso")
+    queued_at = fields.DateTime(format="iso", allow_none=True)
+    routed_at = fields.DateTime(format="iso", allow_none=True)
+
+
+def encode_cursor(position: Position) -> str:
+    raw = f"{position.created_at.isoformat()}|{position.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+class CursorField(fields.String):
+    """An opaque cursor: clients pass back `next_cursor` as it is; its content may change between versions."""
+
+    default_error_messages = {"invalid_cursor": "Not a valid cursor; pass back a next_cursor unchanged."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Position:  # type: ignore[override]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+            created_at, _, ticket_id = raw.partition("|")
+            when = datetime.fromisoformat(created_at)
+            if when.tzinfo is None:
+                raise ValueError("naive timestamp")
+            return Position(when, uuid.UUID(ticket_id))
+        except (ValueError, binascii.Error):
+            raise self.make_error("invalid_cursor") from None
+
+
+class TicketListQuerySchema(ma.Schema):
+    route = fields.String(validate=validate.OneOf(ROUTES))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = CursorField(metadata={"description": "`next_cursor` of the previous page"})
+
+
+class TicketPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(TicketSchema))
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})

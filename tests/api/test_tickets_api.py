@@ -1,0 +1,109 @@
+"""POST/GET of /api/v1/tickets against a real database (SQLite and PostgreSQL) and a real Redis broker."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from flask import Flask
+from sqlalchemy import update
+
+from core.models import Ticket, utcnow
+from tests.api.conftest import (
+    DEAD_BROKER_URL,
+    assert_problem,
+    both_backends,
+    count_tickets,
+    queued_ticket_ids,
+    stored_tickets,
+)
+
+TICKET_FIELDS = {
+    "id", "reference", "channel", "subject", "body", "customer_name", "customer_email", "status", "route",
+    "confidence", "scores", "model_version", "attempts", "last_error", "created_at", "queued_at", "routed_at",
+}  # fmt: skip
+
+
+@both_backends
+def test_create_stores_enqueues_and_marks_queued(app: Flask, client, broker) -> None:
+    response = client.post(
+        "/api/v1/tickets",
+        json={"body": "パスワードを忘れました", "subject": "ログイン", "customer_email": "taro@example.jp",
+              "customer_name": "山田太郎"},
+    )  # fmt: skip
+    assert response.status_code == 202
+    created = response.get_json()
+    assert set(created) == {"id", "reference", "status", "url"}
+    assert created["status"] == "queued"
+    assert created["reference"].startswith("T-")
+    assert response.headers["Location"] == created["url"] == f"/api/v1/tickets/{created['id']}"
+
+    [ticket] = stored_tickets(app)
+    assert str(ticket.id) == created["id"]
+    assert (ticket.channel, ticket.status, ticket.body) == ("api", "queued", "パスワードを忘れました")
+    assert (ticket.subject, ticket.customer_email, ticket.customer_name) == ("ログイン", "taro@example.jp", "山田太郎")
+    assert ticket.queued_at is not None and ticket.queued_at >= ticket.created_at
+    assert queued_ticket_ids(broker) == [created["id"]]
+
+
+@both_backends
+def test_get_returns_every_field_in_iso_utc(app: Flask, client) -> None:
+    created = client.post("/api/v1/tickets", json={"body": "請求書を再発行してください"}).get_json()
+    fetched = client.get(created["url"]).get_json()
+    assert set(fetched) == TICKET_FIELDS
+    assert fetched["id"] == created["id"] and fetched["status"] == "queued" and fetched["channel"] == "api"
+    assert fetched["route"] is None and fetched["scores"] is None and fetched["routed_at"] is None
+    assert fetched["attempts"] == 0
+    created_at = datetime.fromisoformat(fetched["created_at"])
+    assert created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+    # What the worker writes once it has classified the ticket.
+    with app.extensions["furiwake"].session_factory.begin() as session:
+        session.execute(
+            update(Ticket)
+            .where(Ticket.id == uuid.UUID(created["id"]))
+            .values(status="routed", route="Payment", confidence=0.91, score_account=0.04, score_payment=0.91,
+                    score_other=0.05, model_version="v7", routed_at=utcnow())
+        )  # fmt: skip
+    fetched = client.get(created["url"]).get_json()
+    assert (fetched["status"], fetched["route"], fetched["confidence"]) == ("routed", "Payment", 0.91)
+    assert fetched["scores"] == {"Account": 0.04, "Payment": 0.91, "Other": 0.05}
+    assert fetched["model_version"] == "v7"
+    assert datetime.fromisoformat(fetched["routed_at"]).utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+@both_backends
+def test_repeated_idempotency_key_returns_the_same_ticket(app: Flask, client, broker) -> None:
+    headers = {"Idempotency-Key": "order-4711-retry"}
+    first = client.post("/api/v1/tickets", json={"body": "返金はいつですか"}, headers=headers)
+    again = client.post("/api/v1/tickets", json={"body": "返金はいつですか"}, headers=headers)
+    assert first.status_code == 202
+    assert again.status_code == 200
+    assert again.get_json() == first.get_json()
+    assert again.headers["Location"] == first.headers["Location"]
+    assert count_tickets(app) == 1
+    assert queued_ticket_ids(broker) == [first.get_json()["id"]]
+
+
+def test_different_idempotency_keys_make_different_tickets(app: Flask, client) -> None:
+    ids = {
+        client.post("/api/v1/tickets", json={"body": "同じ内容"}, headers={"Idempotency-Key": key}).get_json()["id"]
+        for key in ("k-1", "k-2")
+    }
+    assert len(ids) == 2 and count_tickets(app) == 2
+
+
+@both_backends
+def test_broker_down_still_accepts_the_ticket(make_app, caplog) -> None:
+    app = make_app(broker_url=DEAD_BROKER_URL)
+    response = app.test_client().post("/api/v1/tickets", json={"body": "カードが使えません"})
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "received"
+    [ticket] = stored_tickets(app)
+    assert (ticket.status, ticket.queued_at) == ("received", None)
+    assert "not enqueued" in caplog.text
+
+
+def test_unknown_or_malformed_id_is_a_404_problem(client) -> None:
+    assert_problem(client.get(f"/api/v1/tickets/{uuid.uuid4()}"), 404)
+    assert_problem(client.get("/api/v1/tickets/not-a-uuid"), 404)

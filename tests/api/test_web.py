@@ -1,0 +1,115 @@
+"""The customers' web form and ticket page: Japanese first, English on request, ticket text always escaped."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from flask import Flask
+from sqlalchemy import update
+
+from core.models import Ticket, utcnow
+from tests.api.conftest import both_backends, count_tickets, queued_ticket_ids, stored_tickets
+
+
+def test_form_is_japanese_by_default(client) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert '<html lang="ja">' in page
+    assert "送信" in page and 'name="subject"' in page and 'name="customer_email"' in page and "<textarea" in page
+
+
+@pytest.mark.parametrize(
+    ("url", "accept_language", "lang"),
+    [
+        ("/?lang=en", None, "en"),
+        ("/", "en-US,en;q=0.9", "en"),
+        ("/", "fr-FR", "ja"),
+        ("/?lang=ja", "en-US", "ja"),
+        ("/?lang=xx", "en", "en"),
+    ],
+)
+def test_form_language_from_query_then_browser(client, url: str, accept_language: str | None, lang: str) -> None:
+    headers = {"Accept-Language": accept_language} if accept_language else {}
+    response = client.get(url, headers=headers)
+    assert "Accept-Language" in response.headers["Vary"]
+    page = response.get_data(as_text=True)
+    assert f'<html lang="{lang}">' in page
+    assert ("Ask</button>" in page) == (lang == "en")
+    assert ("送信</button>" in page) == (lang == "ja")
+
+
+@both_backends
+def test_post_creates_a_web_ticket_and_redirects_to_its_page(app: Flask, client, broker) -> None:
+    response = client.post(
+        "/",
+        data={"subject": "", "customer_email": "hanako@example.jp", "body": "ポイントが反映されません", "lang": "ja"},
+    )
+    assert response.status_code == 303
+    [ticket] = stored_tickets(app)
+    assert response.headers["Location"] == f"/tickets/{ticket.id}?lang=ja"
+    assert (ticket.channel, ticket.status, ticket.subject) == ("web", "queued", None)
+    assert ticket.customer_email == "hanako@example.jp"
+    assert queued_ticket_ids(broker) == [str(ticket.id)]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert ticket.reference in page and "ポイントが反映されません" in page
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"body": "   ", "lang": "ja"}, "お問い合わせ内容を入力してください"),
+        ({"body": "質問", "customer_email": "nope", "lang": "ja"}, "メールアドレスの形式が正しくありません"),
+        ({"body": "x" * 20_001, "lang": "en"}, "Please write your question (at most 20,000 characters)"),
+        ({"body": "a\x00b", "lang": "en"}, "characters we cannot accept"),
+    ],
+)
+def test_invalid_form_is_shown_again_with_the_message(app: Flask, client, form: dict, message: str) -> None:
+    response = client.post("/", data={"subject": "<b>件名</b>", **form})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert message in page
+    assert 'value="&lt;b&gt;件名&lt;/b&gt;"' in page  # what was typed is kept, escaped
+    assert count_tickets(app) == 0
+
+
+def test_ticket_page_escapes_the_customers_text(client) -> None:
+    location = client.post(
+        "/", data={"subject": "<img src=x onerror=alert(1)>", "body": "<script>alert('x')</script>"}
+    ).headers["Location"]
+    page = client.get(location).get_data(as_text=True)
+    assert "<script>alert(" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_ticket_page_polls_the_api_and_shows_the_route_once_routed(app: Flask, client) -> None:
+    location = client.post("/?lang=ja", data={"body": "請求額が違います"}).headers["Location"]
+    ticket_id = location.split("/")[2].split("?")[0]
+    page = client.get(location).get_data(as_text=True)
+    assert f'data-api-url="/api/v1/tickets/{ticket_id}"' in page
+    assert "/static/ticket.js" in page and "振り分け待ち" in page
+    script = client.get("/static/ticket.js")
+    assert script.status_code == 200 and b"setTimeout(poll, 1000)" in script.data
+
+    with app.extensions["furiwake"].session_factory.begin() as session:
+        session.execute(
+            update(Ticket)
+            .where(Ticket.id == uuid.UUID(ticket_id))
+            .values(status="routed", route="Payment", confidence=0.874, routed_at=utcnow())
+        )
+    page = client.get(f"/tickets/{ticket_id}?lang=en").get_data(as_text=True)
+    assert "Payment team" in page and "87%" in page and "Routed" in page
+
+
+def test_unknown_ticket_page_is_an_html_404(client) -> None:
+    response = client.get(f"/tickets/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "エラーが発生しました" in response.get_data(as_text=True)
+
+
+def test_oversized_form_is_refused_with_a_413_page(app: Flask, client) -> None:
+    response = client.post("/?lang=en", data={"body": "x" * 1_100_000})
+    assert response.status_code == 413
+    assert response.mimetype == "text/html"
+    assert count_tickets(app) == 0
