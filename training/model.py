@@ -29,7 +29,7 @@ class ModelConfig:
     wide: bool = True
     wide_max_tokens: int = 20_000
     wide_units: int = 64
-    dropout: float = 0.3
+    dropout: float = 0.5
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -35,7 +35,7 @@ BALANCE_MODES = ("weights", "cap", "none")
 class TrainOptions:
     epochs: int = 20
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     validation_fraction: float = 0.2
     seed: int = 20261124
     balance: str = "weights"  # class weights; "cap" = the prototype's per-route cap; "none"
