@@ -120,7 +120,8 @@ def main() -> int:
         pending = [client.send_task(NOOP_TASK, queue="classify") for _ in range(args.noops)]
         for handle in pending:
             handle.get(timeout=60)
-        result["noop_per_s"] = round(args.noops / (time.perf_counter() - started), 1)
+        noop_per_s = args.noops / (time.perf_counter() - started)
+        result["noop_per_s"] = round(noop_per_s, 1)
 
         local = threading.local()
 
@@ -150,7 +151,7 @@ def main() -> int:
         routed = done_count()
         result["submit_per_s"] = round(args.tickets / submitted, 1)
         result["routed_per_s"] = round(routed / elapsed, 1)
-        result["routed_vs_noop"] = round(float(result["routed_per_s"]) / float(result["noop_per_s"]), 3)
+        result["routed_vs_noop"] = round((routed / elapsed) / noop_per_s, 3)
         with engine.connect() as conn:
             delays = [float(r[0]) * 1000 for r in conn.execute(sa.text(
                 "SELECT EXTRACT(EPOCH FROM routed_at - created_at) FROM tickets WHERE routed_at IS NOT NULL"))]

@@ -67,7 +67,10 @@ def drop_signature(text: str) -> str:
             text = text[: last.start()]
     # Without a separator: trailing short lines carrying contact details (TEL, company, e-mail) are a signature too.
     lines = text.rstrip().splitlines()
-    while len(lines) > 1 and len(lines[-1]) <= 60 and _CONTACT.search(lines[-1]) and not lines[-1].rstrip().endswith("。"):
+    def is_contact_line(line: str) -> bool:
+        return len(line) <= 60 and bool(_CONTACT.search(line)) and not line.rstrip().endswith("。")
+
+    while len(lines) > 1 and is_contact_line(lines[-1]):
         lines.pop()
     return "\n".join(lines)
 

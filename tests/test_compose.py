@@ -6,8 +6,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +15,8 @@ def test_compose_file_is_valid_and_has_every_role():
     if shutil.which("docker-compose") is None:
         missing_service("docker-compose (Debian package) is not installed; `make test` installs it as root")
     result = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                            capture_output=True, text=True, timeout=60, env={"SECRET_KEY": "x", "PATH": "/usr/bin:/bin"})
+                            capture_output=True, text=True, timeout=60,
+                            env={"SECRET_KEY": "x", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     services = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--services"],
                               capture_output=True, text=True, timeout=60).stdout.split()

@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import PENDING_STATUSES, Ticket, utcnow
@@ -75,7 +76,7 @@ def route_tickets(
             "b_account": prediction.probabilities["Account"], "b_payment": prediction.probabilities["Payment"],
             "b_other": prediction.probabilities["Other"],
         })
-    table = Ticket.__table__
+    table = cast(Table, Ticket.__table__)
     statement = (
         update(table)
         # Plain comparisons, not IN (...): an expanding IN cannot be used with executemany.
@@ -94,7 +95,7 @@ def route_tickets(
 
 def mark_failed(sessions: sessionmaker[Session], ticket_ids: Sequence[str], error: str) -> None:
     """Give up on tickets: status `failed`, the error kept for an agent to read."""
-    table = Ticket.__table__
+    table = cast(Table, Ticket.__table__)
     with sessions() as session, session.begin():
         session.connection().execute(
             update(table)
@@ -120,7 +121,7 @@ def stale_ticket_ids(sessions: sessionmaker[Session], older_than_seconds: int, l
 
 
 def mark_queued(sessions: sessionmaker[Session], ticket_ids: Sequence[str]) -> None:
-    table = Ticket.__table__
+    table = cast(Table, Ticket.__table__)
     with sessions() as session, session.begin():
         session.connection().execute(
             update(table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +25,7 @@ class ProcessState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._sessions: sessionmaker[Session] | None = None
-        self._predictor = None
+        self._predictor: Any = None  # core.predictor.Predictor, imported lazily (TensorFlow)
         self._checked_at = 0.0
         self._lock = threading.Lock()
 

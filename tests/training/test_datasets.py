@@ -69,7 +69,8 @@ def test_custom_route_map(tmp_path):
 def test_csv_loaders_with_mapping_and_errors(tmp_path):
     folder = tmp_path / "b77"
     folder.mkdir()
-    write(folder, "label\troute\tambiguous\tnote\ncard_arrival\tOther\tno\nrequest_refund\tPayment\tno\n", "MAPPING.tsv")
+    mapping = "label\troute\tambiguous\tnote\ncard_arrival\tOther\tno\nrequest_refund\tPayment\tno\n"
+    write(folder, mapping, "MAPPING.tsv")
     data = load(write(folder, "text,category\nWhere is my card?,card_arrival\n\"Refund, please\",request_refund\n",
                       "train.csv"), "banking77")
     assert data.routes == ["Other", "Payment"] and data.texts[1] == "Refund, please"

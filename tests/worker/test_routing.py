@@ -40,7 +40,7 @@ def _add(sessions, body: str, status: str = "queued", **fields) -> str:
 def test_routes_a_batch_and_writes_everything_in_one_go(sessions, predictor):
     from worker.routing import route_tickets
 
-    ids = [_add(sessions, "パスワードを忘れてログインできません"), _add(sessions, "二重に請求されています。返金してください")]
+    ids = [_add(sessions, "パスワードを忘れてログインできません"), _add(sessions, "二重に請求されています。返金して")]
     outcome = route_tickets(sessions, predictor, ids, {"Account": 0.0, "Payment": 0.0, "Other": 0.0})
     assert sorted(outcome.routed) == sorted(ids)
     with sessions() as s:
