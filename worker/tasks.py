@@ -65,13 +65,13 @@ def register(app: Celery, state: ProcessState) -> None:
             log.warning("database error routing %d tickets: %s", len(ids), exc)
             retry_or_fail(requests, f"database error: {exc}")
             return None
-        except Exception as exc:  # noqa: BLE001 - a bad ticket must not take the batch down: isolate it
+        except Exception:  # noqa: BLE001 - a bad ticket must not take the batch down: isolate it
             log.exception("routing a batch of %d failed; retrying one by one", len(ids))
             for request in requests:
                 try:
                     routing.route_tickets(state.sessions, predictor, [request.args[0]], settings.review_thresholds)
                 except Exception as single:  # noqa: BLE001
-                    retry_or_fail([request], f"{type(single).__name__}: {single}" or repr(exc))
+                    retry_or_fail([request], f"{type(single).__name__}: {single}")
             return None
         log.info("routed %d, needs review %d, skipped %d (model %s)", len(outcome.routed),
                  len(outcome.needs_review), len(outcome.skipped), predictor.version)
