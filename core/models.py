@@ -6,11 +6,23 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Float, Index, Integer, String, Text, TypeDecorator, Uuid
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 CHANNELS = ("web", "email", "api")
-STATUSES = ("received", "queued", "routed", "needs_review", "failed")
+STATUSES = ("received", "queued", "routed", "needs_review", "failed", "resolved")
 # Tickets the worker still owes a route: the sweep re-enqueues these when they wait too long.
 PENDING_STATUSES = ("received", "queued")
 # Crockford-style alphabet without look-alikes (0/O, 1/I/L) so a customer can read a reference over the phone.
@@ -84,9 +96,101 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def scores(self) -> dict[str, float] | None:
         if self.score_account is None:
             return None
         return {"Account": self.score_account, "Payment": self.score_payment or 0.0, "Other": self.score_other or 0.0}
+
+
+class Agent(Base):
+    """A support agent: logs in to the web UI (hashed password) and uses API tokens for the JSON endpoints."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for an agent; only its SHA-256 is stored, the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Correction(Base):
+    """An agent re-routed a ticket: the training signal for retraining (the corrected route wins)."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (
+        CheckConstraint(_in("predicted_route", ("Account", "Payment", "Other")) + " OR predicted_route IS NULL",
+                        name="ck_corrections_predicted"),
+        CheckConstraint(_in("corrected_route", ("Account", "Payment", "Other")), name="ck_corrections_corrected"),
+        Index("ix_corrections_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    predicted_route: Mapped[str | None] = mapped_column(String(16))
+    corrected_route: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TicketEvent(Base):
+    """The ticket's history shown to agents: routed, re-routed, assigned, resolved, ..."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboundEmail(Base):
+    """Every mail a webhook received: accepted (with its ticket), duplicate, or rejected with the reason."""
+
+    __tablename__ = "inbound_emails"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", ("accepted", "duplicate", "rejected")), name="ck_inbound_emails_outcome"),
+        Index("ix_inbound_emails_received", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    sender: Mapped[str | None] = mapped_column(String(998))
+    subject: Mapped[str | None] = mapped_column(String(998))
+    attachments: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookNonce(Base):
+    """Mailgun tokens already seen: a replayed signed request is refused."""
+
+    __tablename__ = "webhook_nonces"
+
+    token: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
