@@ -38,6 +38,13 @@ def test_drop_quoted_reply_lines_and_headers():
     assert text.drop_quoted_reply(reply).strip() == "返信です"
 
 
+def test_quote_headers_need_their_colon_and_gmail_japanese_header_is_one():
+    body = "アプリのエラーのメッセージ\n画面が真っ白です"
+    assert text.drop_quoted_reply(body) == body
+    mail = "届きました\n2024年5月1日(水) 10:00 山田 太郎 <taro@example.jp>:\n以前の本文"
+    assert text.drop_quoted_reply(mail).strip() == "届きました"
+
+
 def test_drop_signature_after_rfc_delimiter_and_after_separator():
     assert text.drop_signature("ログインできません\n-- \n山田\n何でも").strip() == "ログインできません"
     raw = "カードが使えません。\n\n━━━━━━━━\n山田太郎\n株式会社テスト\nTEL 03-5555-0123"
@@ -94,8 +101,13 @@ def test_tokenize_japanese_known_sentence():
         "パスワード", "を", "忘れ", "て", "ログ", "イン", "でき", "ませ", "ん"]
 
 
-def test_tokenize_english_and_drops_punctuation_and_emoji():
-    assert text.tokenize("i can't log in!! 😭") == ["i", "can", "t", "log", "in"]
+def test_drop_symbols():
+    assert text.drop_symbols("ログイン！？ 😭 can't (A_B)").split() == ["ログイン", "can", "t", "A", "B"]
+
+
+def test_tokenize_english_after_cleanup_drops_punctuation_and_emoji():
+    assert text.tokenize(text.clean("I can't log in!! 😭")) == ["i", "can", "t", "log", "in"]
+    assert text.tokenize("。！？") == []
 
 
 def test_prepare_is_the_one_pipeline():
