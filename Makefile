@@ -21,13 +21,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/furiwake run
 
-# Debian packages the test-suite drives for real: docker-compose (validates docker-compose.yml).
+# Debian packages the test-suite drives for real: docker-compose (validates docker-compose.yml), chromium (the
+# Playwright browser test; Playwright's own browser download is never used) and a Japanese font for its pages.
 system-deps:
-	@command -v docker-compose >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	fc-list :lang=ja 2>/dev/null | grep -q . || missing="$$missing fonts-ipafont-gothic"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian packages: docker-compose"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; \
-	  else echo "docker-compose missing and not root: its test will skip (or fail under CI=true)"; fi; }
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing and not root:$$missing; their tests will skip (or fail under CI=true)"; fi; \
+	fi
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
