@@ -32,10 +32,11 @@ class Prediction:
     probabilities: dict[str, float]
 
 
-def _bucket(n: int, smallest: int, largest: int) -> int:
+def _bucket(n: int, smallest: int, largest: int, factor: int = 2) -> int:
+    """The smallest of smallest·factor^k (capped at largest) that holds n: few shapes, each compiled once by XLA."""
     size = smallest
     while size < n and size < largest:
-        size *= 2
+        size *= factor
     return min(size, largest)
 
 
@@ -66,33 +67,36 @@ class Predictor:
 
         self._vectorize, self._classify = vectorize, classify
         if warm_up:
-            # Compile the shapes a worker meets first (one short ticket, a full batch) before the first ticket waits.
-            self.probabilities_prepared(["warm up"])
-            self.probabilities_prepared(["warm up"] * 8)
+            # Compile the shapes single tickets meet first (up to 32 tokens) before the first real ticket waits.
+            for token_count in (1, 12, 24):
+                self.probabilities_prepared([" ".join(["warm"] * token_count)])
 
     def probabilities_prepared(self, prepared: Sequence[str]) -> np.ndarray:
-        """Probabilities for texts already passed through core.text.prepare (shape [n, 3])."""
-        if not prepared:
-            return np.zeros((0, len(self.labels)), dtype="float32")
-        out = []
+        """Probabilities for texts already passed through core.text.prepare (shape [n, 3]).
+
+        Within each chunk, tickets are grouped by length bucket (8, 16, 32, ... tokens) and each group runs as
+        its own call: a batch of short tickets no longer pays for the padding of its one long e-mail.
+        """
+        result = np.zeros((len(prepared), len(self.labels)), dtype="float32")
         for start in range(0, len(prepared), MAX_BATCH):
             chunk = list(prepared[start : start + MAX_BATCH])
             ids, grams = self._vectorize(tf.constant(chunk))
             ids = ids.numpy()
-            n = len(chunk)
-            longest = int((ids != 0).sum(axis=1).max())  # ids are post-padded with 0
-            length = _bucket(max(1, longest), 8, self.sequence_length)
-            rows = _bucket(n, 1, MAX_BATCH)
-            padded = np.zeros((rows, length), dtype="int32")
-            padded[:n] = ids[:, :length]
-            if self._wide:
-                grams = grams.numpy()
-                grams_padded = np.zeros((rows, grams.shape[1]), dtype="float32")
-                grams_padded[:n] = grams
-            else:
-                grams_padded = np.zeros((rows, 0), dtype="float32")
-            out.append(self._classify(padded, grams_padded).numpy()[:n])
-        return np.concatenate(out)
+            grams = grams.numpy() if self._wide else None
+            lengths = np.array([_bucket(max(1, int(n)), 8, self.sequence_length) for n in (ids != 0).sum(axis=1)])
+            for length in np.unique(lengths):
+                members = np.flatnonzero(lengths == length)
+                n = len(members)
+                rows = _bucket(n, 1, MAX_BATCH, factor=4)
+                padded = np.zeros((rows, int(length)), dtype="int32")
+                padded[:n] = ids[members, : int(length)]
+                if grams is not None:
+                    grams_padded = np.zeros((rows, grams.shape[1]), dtype="float32")
+                    grams_padded[:n] = grams[members]
+                else:
+                    grams_padded = np.zeros((rows, 0), dtype="float32")
+                result[start + members] = self._classify(padded, grams_padded).numpy()[:n]
+        return result
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return self.probabilities_prepared(prepare_many(texts))
