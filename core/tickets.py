@@ -66,6 +66,9 @@ def create_ticket(
         status="received",
         attempts=0,
     )
+    if idempotency_key is None and message_id is None:
+        session.add(ticket)  # nothing unique can clash (id and reference are random): no savepoint round trip
+        return ticket, True
     try:
         with session.begin_nested():
             session.add(ticket)
@@ -82,12 +85,16 @@ def submit_ticket(
 ) -> tuple[Ticket, bool]:
     """Store a ticket, then ask the workers to classify it; return (ticket, created).
 
-    The commit comes first so a worker never receives an id it cannot read. A broker outage is not the client's
-    problem: the ticket stays `received` and the worker's periodic sweep enqueues it later, so the request still
-    succeeds. A repeated request (created=False) is not enqueued again; the first one was, or the sweep will.
+    The commit comes first so a worker never receives an id it cannot read. The ticket is committed as `queued`
+    (one transaction on the happy path, which is what keeps intake fast); if the publish then fails it is set back
+    to `received`. Either way the worker's periodic sweep re-enqueues whatever is still pending after
+    SWEEP_AFTER_SECONDS, so a broker outage or a crash between commit and publish loses nothing, and the request
+    still succeeds. A repeated request (created=False) is not enqueued again; the first one was, or the sweep will.
     """
     with transaction(session_factory) as session:
         ticket, created = create_ticket(session, **fields)  # type: ignore[arg-type]
+        if created:
+            ticket.status, ticket.queued_at = "queued", utcnow()
     if not created:
         return ticket, False
     try:
@@ -96,26 +103,22 @@ def submit_ticket(
         log.warning(
             "ticket %s stored but not enqueued (%s: %s); the sweep will retry", ticket.id, type(exc).__name__, exc
         )
-        return ticket, True
-    return _mark_queued(session_factory, ticket), True
+        return _mark_received(session_factory, ticket), True
+    return ticket, True
 
 
-def _mark_queued(session_factory: sessionmaker[Session], ticket: Ticket) -> Ticket:
-    """Record that the message went out, unless a fast worker already moved the ticket on; return the fresh row.
-
-    The message is already on the queue, so a database hiccup here only leaves a stale `received` status (the
-    sweep may enqueue it once more, which the worker tolerates); failing the request would invite a duplicate.
-    """
+def _mark_received(session_factory: sessionmaker[Session], ticket: Ticket) -> Ticket:
+    """The publish failed: say so truthfully (`received`), unless something already moved the ticket on."""
     try:
         with transaction(session_factory) as session:
             session.execute(
                 update(Ticket)
-                .where(Ticket.id == ticket.id, Ticket.status == "received")
-                .values(status="queued", queued_at=utcnow())
+                .where(Ticket.id == ticket.id, Ticket.status == "queued")
+                .values(status="received", queued_at=None)
             )
             fresh = session.get(Ticket, ticket.id, populate_existing=True)
     except SQLAlchemyError as exc:
-        log.warning("ticket %s enqueued but its status was not updated (%s)", ticket.id, exc)
+        log.warning("ticket %s not enqueued and its status not reset (%s)", ticket.id, exc)
         return ticket
     return fresh if fresh is not None else ticket
 
