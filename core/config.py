@@ -60,6 +60,7 @@ class Settings:
     max_request_bytes: int = 1_000_000
     classify_batch_size: int = 64
     classify_batch_wait_ms: int = 20
+    retrain: RetrainSettings = field(default_factory=lambda: RetrainSettings())
     testing: bool = False
 
     @property
@@ -90,5 +91,75 @@ class Settings:
             max_body_chars=_int(env, "MAX_BODY_CHARS", 20_000),
             classify_batch_size=_int(env, "CLASSIFY_BATCH_SIZE", 64),
             classify_batch_wait_ms=_int(env, "CLASSIFY_BATCH_WAIT_MS", 20),
+            retrain=RetrainSettings.from_env(env),
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
+
+
+# --- Retraining (issue 5; docs/retraining.md) ------------------------------------------------------------------
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be within {low:g}..{high:g}, got {value:g}")
+    return value
+
+
+def _schedule(raw: str) -> str:
+    """A five-field crontab (`minute hour day-of-month month day-of-week`, in the Celery app's Asia/Tokyo time),
+    or `off`."""
+    raw = " ".join(raw.split())
+    if raw.lower() in ("off", "none", "disabled"):
+        return "off"
+    if len(raw.split(" ")) != 5:
+        raise ConfigError(f"RETRAIN_SCHEDULE: expected 5 crontab fields (e.g. '0 3 * * *') or 'off', got {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """How the router retrains itself from its agents' work (RETRAIN_* variables; README's configuration table)."""
+
+    schedule: str = "0 3 * * *"  # nightly at 03:00 Asia/Tokyo
+    min_gain: float = 0.005  # the challenger's macro-F1 must beat the champion's by more than this
+    weight_corpus: float = 1.0
+    weight_correction: float = 2.0
+    weight_resolved: float = 0.5
+    holdout_percent: int = 20  # share of corrected tickets kept out of training, for the evaluation set
+    eval_corrections: int = 500  # the newest held-out corrections in the evaluation set
+    max_resolved: int = 20_000  # newest resolved, uncorrected tickets used for training
+    epochs: int = 20
+    lease_seconds: int = 300  # a crashed trainer blocks the next retrain at most this long
+    corpus: Path | None = None  # None: the bundled data/tickets.tsv
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetrainSettings:
+        corpus = env.get("RETRAIN_CORPUS", "").strip()
+        settings = cls(
+            schedule=_schedule(env.get("RETRAIN_SCHEDULE", "") or cls.schedule),
+            min_gain=_float(env, "RETRAIN_MIN_GAIN", cls.min_gain, -1.0, 1.0),
+            weight_corpus=_float(env, "RETRAIN_WEIGHT_CORPUS", cls.weight_corpus, 0.0, 100.0),
+            weight_correction=_float(env, "RETRAIN_WEIGHT_CORRECTION", cls.weight_correction, 0.0, 100.0),
+            weight_resolved=_float(env, "RETRAIN_WEIGHT_RESOLVED", cls.weight_resolved, 0.0, 100.0),
+            holdout_percent=_int(env, "RETRAIN_HOLDOUT_PERCENT", cls.holdout_percent),
+            eval_corrections=_int(env, "RETRAIN_EVAL_CORRECTIONS", cls.eval_corrections),
+            max_resolved=_int(env, "RETRAIN_MAX_RESOLVED", cls.max_resolved),
+            epochs=_int(env, "RETRAIN_EPOCHS", cls.epochs),
+            lease_seconds=_int(env, "RETRAIN_LEASE_SECONDS", cls.lease_seconds),
+            corpus=Path(corpus).resolve() if corpus else None,
+        )
+        if not 0 <= settings.holdout_percent <= 90:
+            raise ConfigError(f"RETRAIN_HOLDOUT_PERCENT: must be within 0..90, got {settings.holdout_percent}")
+        for name, value in (("RETRAIN_EVAL_CORRECTIONS", settings.eval_corrections),
+                            ("RETRAIN_MAX_RESOLVED", settings.max_resolved)):
+            if value < 0:
+                raise ConfigError(f"{name}: must not be negative, got {value}")
+        if settings.epochs < 1 or settings.lease_seconds < 30:
+            raise ConfigError("RETRAIN_EPOCHS must be >= 1 and RETRAIN_LEASE_SECONDS >= 30")
+        return settings

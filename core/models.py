@@ -1,12 +1,14 @@
-"""The stored domain: tickets (and, in later migrations, corrections and model versions)."""
+"""The stored domain: tickets, agents and their corrections, model versions."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -194,3 +197,56 @@ class WebhookNonce(Base):
 
     token: Mapped[str] = mapped_column(String(200), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+MODEL_STATUSES = ("candidate", "champion", "retired", "rejected")
+MODEL_TRIGGERS = ("cli", "schedule", "button", "initial")
+
+
+class ModelVersion(Base):
+    """A trained model version (its files: MODEL_DIR/<version>/) and what the registry decided about it.
+
+    Exactly one row is the champion, the model workers serve: a partial unique index enforces it on PostgreSQL and
+    SQLite alike, so two racing promotions cannot both win. See training/registry.py and docs/retraining.md.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint(_in("status", MODEL_STATUSES), name="ck_model_versions_status"),
+        CheckConstraint(_in("trigger", MODEL_TRIGGERS), name="ck_model_versions_trigger"),
+        Index("uq_model_versions_one_champion", "status", unique=True,
+              postgresql_where=text("status = 'champion'"), sqlite_where=text("status = 'champion'")),
+        Index("ix_model_versions_created", "created_at"),
+    )
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    data_hash: Mapped[str | None] = mapped_column(String(64))
+    # {"by_route": {...}, "by_source": {"corpus": n, "corrections": n, "resolved": n}, "input_hash": ...}
+    train_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # {"validation": <train()'s own split>, "evaluation": {"candidate": ..., "champion": ..., "eval_set": ...}}
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # On the fixed evaluation set at decision time, this version and the champion it was compared with.
+    macro_f1: Mapped[float | None] = mapped_column(Float)
+    champion_macro_f1: Mapped[float | None] = mapped_column(Float)
+    compared_with: Mapped[str | None] = mapped_column(String(64))
+    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobLease(Base):
+    """A lease on a job that must run alone (retraining), or a row to lock (the registry's mutex).
+
+    The holder renews `expires_at` while it works; a crashed holder stops renewing, so the next run waits at most
+    one lease period. A conditional UPDATE takes it, which behaves the same on PostgreSQL and SQLite.
+    """
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

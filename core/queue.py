@@ -61,6 +61,7 @@ def make_celery(settings: Settings) -> Celery:
         # The filesystem transport has no broadcast: remote control (and so mingle/gossip) is off there.
         worker_enable_remote_control=not settings.embedded_broker,
     )
+    add_retraining(app, settings)
     return app
 
 
@@ -69,3 +70,30 @@ def enqueue_classification(app: Celery, ticket_ids: Iterable[str]) -> None:
     with app.producer_or_acquire() as producer:
         for ticket_id in ticket_ids:
             app.send_task(CLASSIFY_TASK, args=[str(ticket_id)], queue=CLASSIFY_QUEUE, producer=producer, retry=False)
+
+
+# --- Retraining (issue 5; docs/retraining.md): its task, queue routing and the nightly beat entry ---------------
+
+RETRAIN_TASK = "furiwake.retrain"
+
+
+def add_retraining(app: Celery, settings: Settings) -> None:
+    """Route the retrain task to the `training` queue (a trainer worker, concurrency 1) and schedule it."""
+    from celery.schedules import crontab
+
+    app.conf.task_routes = {**(app.conf.task_routes or {}), RETRAIN_TASK: {"queue": TRAINING_QUEUE}}
+    if settings.retrain.schedule != "off":
+        minute, hour, day_of_month, month_of_year, day_of_week = settings.retrain.schedule.split(" ")
+        app.conf.beat_schedule["retrain-nightly"] = {
+            "task": RETRAIN_TASK,
+            "schedule": crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
+                                day_of_week=day_of_week),  # in app.conf.timezone (Asia/Tokyo)
+            "kwargs": {"trigger": "schedule"},
+            "options": {"queue": TRAINING_QUEUE},
+        }
+
+
+def enqueue_retrain(app: Celery, trigger: str) -> str:
+    """Ask the trainer for one retrain; returns the task id. Raises if the broker is unreachable."""
+    result = app.send_task(RETRAIN_TASK, kwargs={"trigger": trigger}, queue=TRAINING_QUEUE, retry=False)
+    return str(result.id)
