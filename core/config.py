@@ -60,6 +60,11 @@ class Settings:
     max_request_bytes: int = 1_000_000
     classify_batch_size: int = 64
     classify_batch_wait_ms: int = 20
+    # E-mail webhooks (docs/email.md): basic auth for SendGrid, Postmark and raw MIME; Mailgun signs instead.
+    # Empty means not configured, and those endpoints refuse mail (503) rather than accept it unauthenticated.
+    email_webhook_user: str = ""
+    email_webhook_password: str = field(default="", repr=False)
+    mailgun_signing_key: str = field(default="", repr=False)
     retrain: RetrainSettings = field(default_factory=lambda: RetrainSettings())
     testing: bool = False
 
@@ -91,6 +96,9 @@ class Settings:
             max_body_chars=_int(env, "MAX_BODY_CHARS", 20_000),
             classify_batch_size=_int(env, "CLASSIFY_BATCH_SIZE", 64),
             classify_batch_wait_ms=_int(env, "CLASSIFY_BATCH_WAIT_MS", 20),
+            email_webhook_user=env.get("EMAIL_WEBHOOK_USER", "").strip(),
+            email_webhook_password=env.get("EMAIL_WEBHOOK_PASSWORD", "").strip(),
+            mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY", "").strip(),
             retrain=RetrainSettings.from_env(env),
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
