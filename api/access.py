@@ -1,14 +1,76 @@
-"""Who may call what. Only a seam for now: the agents' token arrives with a later issue."""
+"""Who may call what in the JSON API: `agents_only` views need an agent's bearer token.
+
+Tokens come from `furiwake create-token EMAIL`; the database keeps only their SHA-256 (core.agents). Sessions
+and cookies play no part here (the web pages' sign-in is api.agents.auth), so the JSON API needs no CSRF token.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import TypeVar
+from copy import deepcopy
+from typing import Any, NoReturn, TypeVar, cast
+
+from flask import g, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
+
+from api.services import current_services
+from core.agents import verify_token
+from core.db import transaction
 
 View = TypeVar("View", bound=Callable[..., object])
 
+BEARER_SCHEME = "bearerAuth"
+BEARER_SECURITY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An agent's API token from `furiwake create-token EMAIL`.",
+}
+
+
+def _refuse(detail: str, error: str | None = None) -> NoReturn:
+    """401 problem+json with the RFC 6750 challenge (`error="invalid_token"` when a token was sent but is bad)."""
+    parameters: dict[str, str | None] = {"realm": "furiwake"}
+    if error:
+        parameters["error"] = error
+    refusal = Unauthorized(www_authenticate=WWWAuthenticate("Bearer", parameters))
+    refusal.problem = {"detail": detail}  # type: ignore[attr-defined]
+    raise refusal
+
+
+def authenticate_bearer() -> int:
+    """The id of the agent whose token the request carries, or a 401."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        _refuse("This endpoint is for agents: send `Authorization: Bearer <token>` (furiwake create-token EMAIL).")
+    with transaction(current_services().session_factory) as session:
+        agent = verify_token(session, token)
+        agent_id = agent.id if agent is not None else None
+    if agent_id is None:
+        _refuse("The token is unknown or revoked, or its agent is deactivated.", error="invalid_token")
+    return agent_id
+
+
+def current_api_agent_id() -> int:
+    """The agent behind the current request, inside a view wearing agents_only."""
+    return int(g.api_agent_id)
+
 
 def agents_only(view: View) -> View:
-    """Mark a view as the agents' (e.g. the ticket listing). Today it lets everyone through; the token check
-    goes here, so the views already wearing this decorator need no change."""
-    return view
+    """The view needs an agent's bearer token (401 problem+json otherwise) and says so in the OpenAPI document.
+
+    Put it outermost, above flask-smorest's decorators: the token is checked before the body is parsed, and the
+    decorators' documentation is carried over."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> object:
+        g.api_agent_id = authenticate_bearer()
+        return view(*args, **kwargs)
+
+    doc: dict[str, Any] = deepcopy(getattr(view, "_apidoc", {}))
+    doc.setdefault("manual_doc", {})["security"] = [{BEARER_SCHEME: []}]
+    doc.setdefault("response", {}).setdefault("responses", {}).setdefault(401, []).append("UNAUTHORIZED")
+    wrapper._apidoc = doc  # type: ignore[attr-defined]
+    return cast(View, wrapper)

@@ -131,6 +131,61 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return run(settings, train_if_missing=not args.no_train)
 
 
+def _agent_transaction(settings: Settings):  # type: ignore[no-untyped-def]
+    """A unit of work on the configured database for the agent commands (engine disposed afterwards)."""
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import make_engine, make_session_factory, transaction
+
+    @contextmanager
+    def unit():  # type: ignore[no-untyped-def]
+        engine = make_engine(settings.database_url)
+        try:
+            with transaction(make_session_factory(engine)) as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise CLIError(f"database error ({type(exc).__name__}); is it migrated (`furiwake migrate`)?") from None
+        finally:
+            engine.dispose()
+
+    return unit()
+
+
+def cmd_create_agent(args: argparse.Namespace, settings: Settings) -> int:
+    """An agent who signs in to /agent; the password comes from a prompt (twice) or one line of stdin."""
+    import getpass
+
+    from core.agents import check_password_rules, create_agent
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        check_password_rules(password)
+        if getpass.getpass("Password again: ") != password:
+            raise CLIError("the two passwords differ")
+    with _agent_transaction(settings) as session:
+        agent = create_agent(session, args.email, password, name=args.name)
+        print(f"created agent {agent.email} (id {agent.id}); `furiwake create-token {agent.email}` for the API")
+    return 0
+
+
+def cmd_create_token(args: argparse.Namespace, settings: Settings) -> int:
+    """A bearer token for the JSON API, printed alone on stdout (only its SHA-256 is stored: it cannot be shown
+    again)."""
+    from core.agents import find_agent, issue_token
+
+    with _agent_transaction(settings) as session:
+        agent = find_agent(session, args.email)
+        if agent is None or not agent.active:
+            raise CLIError(f"no active agent with e-mail {args.email.strip().lower()} (furiwake create-agent)")
+        token = issue_token(session, agent)
+    print(token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="furiwake", description="Self-hosted support-ticket router.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="migrate, train if needed, then run API + worker + beat until Ctrl-C")
     p.add_argument("--no-train", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("create-agent", help="add an agent who signs in to /agent (asks for the password)")
+    p.add_argument("email")
+    p.add_argument("--name", help="name shown to other agents (default: the e-mail address)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    p.set_defaults(func=cmd_create_agent)
+
+    p = sub.add_parser("create-token", help="print a new API token for an agent (shown once)")
+    p.add_argument("email")
+    p.set_defaults(func=cmd_create_token)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""GET /api/v1/tickets: oldest first, keyset pages with an opaque cursor, filters, and 400s naming the parameter."""
+"""GET /api/v1/tickets (agents only): oldest first, keyset pages with an opaque cursor, filters, and 400s naming the
+parameter. Its bearer token is tested in tests/api/agents/test_tokens.py."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from core.models import Ticket, utcnow
+from tests.api.agents.conftest import make_agent
 from tests.api.conftest import assert_problem, both_backends
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """An agent's client: every request carries the agent's bearer token."""
+    agent_client = app.test_client()
+    agent_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {make_agent(app).token}"
+    return agent_client
 
 
 def _add_tickets(app: Flask, *states: tuple[str, str | None], same_instant: bool = False) -> list[str]:

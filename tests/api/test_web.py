@@ -1,4 +1,5 @@
-"""The customers' web form and ticket page: Japanese first, English on request, ticket text always escaped."""
+"""The customers' web form and ticket page: Japanese first, English on request, ticket text always escaped, CSRF
+token required."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from flask import Flask
 from sqlalchemy import update
 
 from core.models import Ticket, utcnow
+from tests.api.agents.conftest import csrf_token
 from tests.api.conftest import both_backends, count_tickets, queued_ticket_ids, stored_tickets
+
+
+def submit(client, data: dict, url: str = "/"):
+    """POST the form as a browser does, with the CSRF token the form page carries."""
+    return client.post(url, data={"csrf_token": csrf_token(client, "/"), **data})
 
 
 def test_form_is_japanese_by_default(client) -> None:
@@ -40,9 +47,8 @@ def test_form_language_from_query_then_browser(client, url: str, accept_language
 
 @both_backends
 def test_post_creates_a_web_ticket_and_redirects_to_its_page(app: Flask, client, broker) -> None:
-    response = client.post(
-        "/",
-        data={"subject": "", "customer_email": "hanako@example.jp", "body": "ポイントが反映されません", "lang": "ja"},
+    response = submit(
+        client, {"subject": "", "customer_email": "hanako@example.jp", "body": "ポイントが反映されません", "lang": "ja"}
     )
     assert response.status_code == 303
     [ticket] = stored_tickets(app)
@@ -64,7 +70,7 @@ def test_post_creates_a_web_ticket_and_redirects_to_its_page(app: Flask, client,
     ],
 )
 def test_invalid_form_is_shown_again_with_the_message(app: Flask, client, form: dict, message: str) -> None:
-    response = client.post("/", data={"subject": "<b>件名</b>", **form})
+    response = submit(client, {"subject": "<b>件名</b>", **form})
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert message in page
@@ -73,8 +79,8 @@ def test_invalid_form_is_shown_again_with_the_message(app: Flask, client, form: 
 
 
 def test_ticket_page_escapes_the_customers_text(client) -> None:
-    location = client.post(
-        "/", data={"subject": "<img src=x onerror=alert(1)>", "body": "<script>alert('x')</script>"}
+    location = submit(
+        client, {"subject": "<img src=x onerror=alert(1)>", "body": "<script>alert('x')</script>"}
     ).headers["Location"]
     page = client.get(location).get_data(as_text=True)
     assert "<script>alert(" not in page and "<img src=x" not in page
@@ -83,7 +89,7 @@ def test_ticket_page_escapes_the_customers_text(client) -> None:
 
 
 def test_ticket_page_polls_the_api_and_shows_the_route_once_routed(app: Flask, client) -> None:
-    location = client.post("/?lang=ja", data={"body": "請求額が違います"}).headers["Location"]
+    location = submit(client, {"body": "請求額が違います"}, url="/?lang=ja").headers["Location"]
     ticket_id = location.split("/")[2].split("?")[0]
     page = client.get(location).get_data(as_text=True)
     assert f'data-api-url="/api/v1/tickets/{ticket_id}"' in page
@@ -109,7 +115,27 @@ def test_unknown_ticket_page_is_an_html_404(client) -> None:
 
 
 def test_oversized_form_is_refused_with_a_413_page(app: Flask, client) -> None:
-    response = client.post("/?lang=en", data={"body": "x" * 1_100_000})
+    response = submit(client, {"body": "x" * 1_100_000}, url="/?lang=en")
     assert response.status_code == 413
     assert response.mimetype == "text/html"
     assert count_tickets(app) == 0
+
+
+@pytest.mark.parametrize("token", [None, "forged", ""])
+def test_form_without_a_valid_csrf_token_is_refused_keeping_what_was_typed(app: Flask, client, token) -> None:
+    data = {"subject": "請求について", "body": "<b>二重に</b>請求されています", "lang": "ja"}
+    response = client.post("/", data=data if token is None else {**data, "csrf_token": token})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "有効期限が切れた" in page
+    assert "&lt;b&gt;二重に&lt;/b&gt;請求されています</textarea>" in page and 'value="請求について"' in page
+    assert 'name="csrf_token" value="' in page  # a fresh token: sending again works
+    assert count_tickets(app) == 0
+    assert submit(client, data).status_code == 303
+
+
+def test_form_and_its_session_cookie(client) -> None:
+    response = client.get("/")
+    assert 'name="csrf_token"' in response.get_data(as_text=True)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

@@ -1,0 +1,36 @@
+"""Everything agents use: the web pages under /agent (sign-in, queues, ticket actions) and the JSON actions under
+/api/v1/tickets/<id>/... (bearer token). `init_app` is the one call create_app makes.
+
+See docs/agents.md; api.agents.auth explains how another page joins the agents' pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+from flask_smorest import Api
+
+NAV_EXTENSION = "furiwake_agent_nav"
+
+
+def add_nav_link(app: Flask, label: str, endpoint: str) -> None:
+    """A link in the agents' top bar (after Queues), e.g. add_nav_link(app, "Models", "models.index")."""
+    app.extensions.setdefault(NAV_EXTENSION, []).append((label, endpoint))
+
+
+def _nav() -> dict[str, Any]:
+    return {"agent_nav": current_app.extensions.get(NAV_EXTENSION, [])}
+
+
+def init_app(app: Flask, api: Api) -> None:
+    from api.access import BEARER_SCHEME, BEARER_SECURITY_SCHEME
+    from api.agents import api as agent_api
+    from api.agents import auth, web
+
+    auth.init_app(app)
+    api.spec.components.security_scheme(BEARER_SCHEME, BEARER_SECURITY_SCHEME)
+    api.register_blueprint(agent_api.blp)
+    app.register_blueprint(web.bp)
+    add_nav_link(app, "Queues", "agents.queue")
+    app.context_processor(_nav)

@@ -1,0 +1,69 @@
+"""The agents' JSON actions on tickets (bearer token): re-route, resolve. The listing stays in api.intake.tickets."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+from marshmallow import fields, validate
+
+from api.access import agents_only, current_api_agent_id
+from api.openapi import ProblemBlueprint
+from api.problems import raise_problem
+from api.schemas import TicketSchema
+from api.services import current_services
+from core import agents as actions
+from core.db import transaction
+from core.models import Ticket
+from core.routes import ROUTES
+
+blp = ProblemBlueprint(
+    "agent-tickets", __name__, url_prefix="/api/v1/tickets", description="Agents' actions on tickets (bearer token)"
+)
+
+
+class RouteInSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    route = fields.String(required=True, validate=validate.OneOf(ROUTES), metadata={"enum": list(ROUTES)})
+
+
+class AgentTicketSchema(TicketSchema):
+    assigned_agent_id = fields.Integer(allow_none=True)
+    resolved_at = fields.DateTime(format="iso", allow_none=True)
+
+
+def _apply(action: Callable[..., tuple[Ticket, bool]], ticket_id: uuid.UUID, *args: object) -> Ticket:
+    try:
+        with transaction(current_services().session_factory) as session:
+            ticket, _changed = action(session, ticket_id, *args)
+    except actions.TicketNotFound:
+        raise_problem(404, "No ticket with this id.")
+    return ticket
+
+
+@blp.route("/<uuid:ticket_id>/route")
+class TicketRoute(MethodView):
+    @agents_only
+    @blp.arguments(RouteInSchema, description="The route the ticket belongs to")
+    @blp.response(200, AgentTicketSchema, description="The ticket with its new route")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    def post(self, fields: dict[str, Any], ticket_id: uuid.UUID) -> Ticket:
+        """Re-route a ticket (or confirm the route of one waiting for review); the correction is stored as the
+        next model's training signal. Setting the route a routed ticket already has changes nothing."""
+        return _apply(actions.reroute, ticket_id, fields["route"], current_api_agent_id())
+
+
+@blp.route("/<uuid:ticket_id>/resolve")
+class TicketResolve(MethodView):
+    @agents_only
+    @blp.response(200, AgentTicketSchema, description="The resolved ticket")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, ticket_id: uuid.UUID) -> Ticket:
+        """Resolve a ticket; resolving it again changes nothing."""
+        return _apply(actions.resolve, ticket_id, current_api_agent_id())

@@ -1,0 +1,173 @@
+"""Agents' sign-in for the web pages: flask-login sessions, CSRF on every form, the session cookie's flags.
+
+For another page meant for agents (a Models page, say), this is the whole contract:
+
+    from api.agents.auth import current_agent, login_required
+
+    @bp.get("/agent/models")
+    @login_required
+    def models() -> str:
+        return render_template("agent/models.html", agent=current_agent())   # extends "agent/base.html"
+
+and, for a link in the top bar, `api.agents.add_nav_link(app, "Models", "models.index")` where the blueprint is
+registered. A signed-out browser is sent to the sign-in page and back afterwards; a script's fetch (header
+`X-Requested-With: fetch`) gets a 401 instead of a redirect. Any POST outside /api/ needs the CSRF token
+(`<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">`) or it is refused with a 400.
+
+The JSON API does not use these sessions: it takes bearer tokens (api.access.agents_only), so no cookie can be
+borrowed by another site to call it, which is why CSRF checks stop at /api/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar, cast
+from urllib.parse import urlsplit
+
+import flask_login
+from flask import Flask, Response, flash, redirect, render_template, request, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from api.i18n import pick_language, texts
+from api.services import get_session
+from core.agents import password_fingerprint
+from core.models import Agent
+
+View = TypeVar("View", bound=Callable[..., object])
+
+csrf = CSRFProtect()
+login_manager = flask_login.LoginManager()
+# Agents keep the tool open all day: a session lasts a working day, renewed by every request.
+SESSION_LIFETIME = timedelta(hours=12)
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+@dataclass(frozen=True)
+class AgentUser(flask_login.UserMixin):
+    """The signed-in agent as flask-login sees it; a plain value, so no ORM object outlives its request."""
+
+    agent_id: int
+    email: str
+    name: str | None
+    fingerprint: str
+
+    def get_id(self) -> str:
+        return f"{self.agent_id}.{self.fingerprint}"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentUser:
+        return cls(agent.id, agent.email, agent.name, password_fingerprint(agent))
+
+
+def login_required(view: View) -> View:
+    """The view is for signed-in agents only (flask-login's decorator, with this app's answer to strangers)."""
+    return cast(View, flask_login.login_required(view))
+
+
+def current_agent() -> AgentUser:
+    """The signed-in agent, inside a view wearing login_required."""
+    return cast(AgentUser, flask_login.current_user._get_current_object())  # type: ignore[attr-defined]
+
+
+@login_manager.user_loader
+def _load_agent(user_id: str) -> AgentUser | None:
+    """The session holds `id.fingerprint`; a changed password or a deactivated agent ends the session."""
+    raw_id, _, fingerprint = user_id.partition(".")
+    if not raw_id.isdigit():
+        return None
+    agent = get_session().get(Agent, int(raw_id))
+    if agent is None or not agent.active or password_fingerprint(agent) != fingerprint:
+        return None
+    return AgentUser.of(agent)
+
+
+@login_manager.unauthorized_handler
+def _unauthorized() -> ResponseReturnValue:
+    if request.headers.get("X-Requested-With") == "fetch":
+        return Response("Signed out.", 401, {"Content-Type": "text/plain; charset=utf-8"})
+    flash("Please sign in.", "info")
+    return redirect(url_for("agents.login", next=request.full_path.rstrip("?")))
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path on this site: `next` must not turn the sign-in page into an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
+def is_loopback(host: str) -> bool:
+    return (urlsplit("//" + host).hostname or "") in _LOOPBACK
+
+
+class AgentSessionInterface(SecureCookieSessionInterface):
+    """Decides the session cookie's Secure flag per request.
+
+    Secure, except under tests and for plain HTTP to this machine itself (`make run` on http://127.0.0.1:8000).
+    Anywhere else the service is meant to be behind HTTPS; reached over plain HTTP from the network, the browser
+    drops the Secure cookie and sign-in fails (the sign-in page says so) rather than sending a session in clear.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if app.testing:
+            return False
+        return request.is_secure or not is_loopback(request.host)
+
+
+def cookie_will_be_dropped() -> bool:
+    """The browser will refuse our Secure session cookie: plain HTTP from somewhere other than this machine."""
+    from flask import current_app
+
+    return not current_app.testing and not request.is_secure and not is_loopback(request.host)
+
+
+_FORM_EXPIRED = {
+    "ja": "画面の有効期限が切れたため送信できませんでした。内容を確認して、もう一度送信してください。",
+    "en": "This page had expired, so nothing was sent. Please check your message and send it again.",
+}
+
+
+def _csrf_refused(error: CSRFError) -> ResponseReturnValue:
+    """A form without a valid CSRF token: 400, but never losing what a customer typed."""
+    if request.endpoint == "web.submit":
+        lang = pick_language()
+        values = {name: request.form.get(name, "") for name in ("subject", "customer_email", "body")}
+        page = render_template("form.html", lang=lang, t=texts(lang), values=values, errors=[_FORM_EXPIRED[lang]])
+        return page, 400
+    return render_template("agent/error.html", status=400, title="Form expired",
+                           detail="This form was sent without a valid security token (the page may have been open "
+                                  "since before you signed in again). Go back, reload the page and try again."), 400
+
+
+def _check_csrf() -> None:
+    """Every state-changing request outside /api/ carries the token. /api/ takes no cookies, so it cannot be
+    forged from another site; a webhook mounted elsewhere must call `csrf.exempt` on its blueprint."""
+    if not request.path.startswith("/api/"):
+        csrf.protect(apply_exemptions=True)
+
+
+def init_app(app: Flask) -> None:
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # CSRFProtect's own before_request would also guard /api/; _check_csrf does instead.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        # The token lives as long as the session: a ticket page left open over lunch must still resolve.
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.session_interface = AgentSessionInterface()
+    csrf.init_app(app)
+    app.before_request(_check_csrf)
+    app.register_error_handler(CSRFError, _csrf_refused)
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"

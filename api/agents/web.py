@@ -1,0 +1,237 @@
+"""The agents' pages: sign in/out, the queues (refreshing themselves), a ticket with its history and actions.
+
+Ticket text is the customers' and untrusted: templates print it through Jinja's autoescape only (never |safe),
+and every page sends a Content-Security-Policy without inline scripts or styles, so even a missed escape could
+not run a script.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from http import HTTPStatus
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from api.agents.auth import AgentUser, cookie_will_be_dropped, current_agent, login_required, safe_next
+from api.services import current_services, get_session
+from core import agents as actions
+from core.db import transaction
+from core.models import Ticket, utcnow
+from core.routes import ROUTES
+
+bp = Blueprint("agents", __name__, url_prefix="/agent")
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 5
+QUEUE_PAGE = 100
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@bp.after_request
+def _protect(response: Response) -> Response:
+    """Agent pages hold customers' personal data: not cached, not framed, no inline code."""
+    response.headers["Content-Security-Policy"] = _CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _error_page(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    return render_template("agent/error.html", status=status, title=HTTPStatus(status).phrase, detail=None), status
+
+
+# --- template helpers -----------------------------------------------------------------------------------------
+
+def ticket_title(ticket: Ticket, limit: int = 120) -> str:
+    """The subject, else the body's first non-empty line: what an agent scans the queue for."""
+    text = (ticket.subject or "").strip() or next((line.strip() for line in ticket.body.splitlines() if line.strip()),
+                                                    "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def age(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "—"
+    seconds = max(0, int((now - when).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def route_score(ticket: Ticket) -> float | None:
+    """The model's score for the route the ticket has now (low when a person overrode the model)."""
+    scores = ticket.scores
+    if scores is None or ticket.route is None:
+        return None
+    return scores.get(ticket.route)
+
+
+@bp.app_template_filter("utc")
+def _utc(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when is not None else "—"
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Callable[..., object]]:
+    return {"ticket_title": ticket_title, "age": age, "route_score": route_score, "model_route": actions.model_route}
+
+
+# --- sign in / out ----------------------------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str | tuple[str, int]:
+    target = safe_next(request.values.get("next")) or url_for("agents.queue")
+    if current_user.is_authenticated:
+        return redirect(target)
+    error = None
+    email = ""
+    if request.method == "POST":
+        email = request.form.get("email", "").strip()
+        password = request.form.get("password", "")
+        with transaction(current_services().session_factory) as db:
+            agent = actions.authenticate(db, email, password) if email and password else None
+            user = AgentUser.of(agent) if agent is not None else None
+        if user is not None:
+            session.clear()  # nothing from before sign-in carries over, the CSRF token included
+            login_user(user)
+            session.permanent = True
+            log.info("agent %s signed in", user.email)
+            return redirect(target, code=303)
+        log.warning("failed sign-in for %r from %s", email[:320], request.remote_addr)
+        error = "Wrong e-mail address or password."
+    page = render_template("agent/login.html", error=error, email=email, next=safe_next(request.values.get("next")),
+                           insecure=cookie_will_be_dropped())
+    return (page, 401) if error else page
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("agents.login"), code=303)
+
+
+# --- the queues -------------------------------------------------------------------------------------------------
+
+def _queue_key() -> str:
+    queue = request.args.get("queue", "all")
+    return queue if queue in actions.QUEUE_KEYS else "all"
+
+
+def _queue_context(queue: str) -> dict[str, object]:
+    db = get_session()
+    agent_id = current_agent().agent_id
+    counts = actions.queue_counts(db, agent_id)
+    return {
+        "queue": queue,
+        "queues": actions.QUEUES,
+        "counts": counts,
+        "tickets": actions.queue_tickets(db, queue, agent_id, limit=QUEUE_PAGE),
+        "names": actions.agent_names(db),
+        "now": utcnow(),
+        "limit": QUEUE_PAGE,
+    }
+
+
+@bp.get("/", strict_slashes=False)
+@login_required
+def queue() -> str:
+    return render_template("agent/queue.html", refresh_seconds=REFRESH_SECONDS, **_queue_context(_queue_key()))
+
+
+@bp.get("/queue")
+@login_required
+def queue_fragment() -> str:
+    """The queue's tabs and rows alone, for the page's own refresh (static/agent.js)."""
+    return render_template("agent/_queue.html", **_queue_context(_queue_key()))
+
+
+# --- one ticket -------------------------------------------------------------------------------------------------
+
+def _load(ticket_id: uuid.UUID) -> Ticket:
+    ticket = get_session().get(Ticket, ticket_id)
+    if ticket is None:
+        abort(404)
+    return ticket
+
+
+@bp.get("/tickets/<uuid:ticket_id>")
+@login_required
+def ticket_page(ticket_id: uuid.UUID) -> str:
+    ticket = _load(ticket_id)
+    db = get_session()
+    names = actions.agent_names(db)
+    return render_template(
+        "agent/ticket.html",
+        ticket=ticket,
+        routes=ROUTES,
+        history=actions.history(db, ticket),
+        owner=names.get(ticket.assigned_agent_id) if ticket.assigned_agent_id is not None else None,
+        me=current_agent(),
+        now=utcnow(),
+        queue=_queue_key(),
+    )
+
+
+def _act(ticket_id: uuid.UUID, action: Callable[..., tuple[Ticket, bool]], *args: object) -> bool:
+    try:
+        with transaction(current_services().session_factory) as db:
+            _ticket, changed = action(db, ticket_id, *args)
+    except actions.TicketNotFound:
+        abort(404)
+    except actions.AgentError:
+        abort(400)
+    return changed
+
+
+def _back(ticket_id: uuid.UUID) -> Response:
+    return redirect(url_for("agents.ticket_page", ticket_id=ticket_id, queue=_queue_key()), code=303)
+
+
+@bp.post("/tickets/<uuid:ticket_id>/route")
+@login_required
+def reroute(ticket_id: uuid.UUID) -> Response:
+    route = request.form.get("route", "")
+    if route not in ROUTES:
+        abort(400)
+    if _act(ticket_id, actions.reroute, route, current_agent().agent_id):
+        flash(f"Routed to {route}. The correction is kept for the next model.", "success")
+    else:
+        flash(f"Already routed to {route}.", "info")
+    return _back(ticket_id)
+
+
+@bp.post("/tickets/<uuid:ticket_id>/resolve")
+@login_required
+def resolve(ticket_id: uuid.UUID) -> Response:
+    if _act(ticket_id, actions.resolve, current_agent().agent_id):
+        flash("Resolved.", "success")
+    else:
+        flash("Already resolved.", "info")
+    return _back(ticket_id)
+
+
+@bp.post("/tickets/<uuid:ticket_id>/assign")
+@login_required
+def assign(ticket_id: uuid.UUID) -> Response:
+    if _act(ticket_id, actions.assign, current_agent().agent_id):
+        flash("Assigned to you.", "success")
+    return _back(ticket_id)

@@ -1,0 +1,360 @@
+"""Agents and what they do to tickets: accounts, passwords, API tokens, the queues, re-route / resolve / assign.
+
+Plain functions over a Session, no Flask: the web pages, the JSON API and the CLI call the same code. The caller
+owns the transaction (core.db.transaction), so an action, its Correction and its TicketEvent commit together.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.orm import Session
+
+from core.models import Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
+from core.routes import ROUTES
+
+MIN_PASSWORD_CHARS = 12
+TOKEN_PREFIX = "fwk_"
+# last_used_at is a hint for whoever audits tokens, not a log: writing it on every request would turn each read
+# of the listing into a write.
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes).
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so a wrong address costs the same time as a wrong password."""
+    return _hasher.hash("furiwake: no such agent")
+
+
+class AgentError(ValueError):
+    """Bad input for an agent action (duplicate e-mail, short password, unknown route); the message says which."""
+
+
+class TicketNotFound(LookupError):
+    pass
+
+
+# --- accounts and passwords -------------------------------------------------------------------------------------
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def password_fingerprint(agent: Agent) -> str:
+    """Part of the login session's id: changing the password ends every session opened with the old one."""
+    return hashlib.sha256(agent.password_hash.encode()).hexdigest()[:16]
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise AgentError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
+    if password != password.strip():
+        raise AgentError("the password must not start or end with white space")
+
+
+def create_agent(session: Session, email: str, password: str, name: str | None = None) -> Agent:
+    email = normalise_email(email)
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise AgentError(f"not an e-mail address: {email!r}")
+    check_password_rules(password)
+    if find_agent(session, email) is not None:
+        raise AgentError(f"an agent with e-mail {email} already exists")
+    agent = Agent(email=email, name=(name or "").strip() or None, password_hash=hash_password(password), active=True)
+    session.add(agent)
+    session.flush()
+    return agent
+
+
+def find_agent(session: Session, email: str) -> Agent | None:
+    return session.scalars(select(Agent).where(Agent.email == normalise_email(email))).first()
+
+
+def authenticate(session: Session, email: str, password: str) -> Agent | None:
+    """The active agent with this e-mail and password, else None (the caller does not learn which was wrong).
+
+    A hash made with older argon2 parameters is replaced on a successful login, so raising the cost later needs
+    no migration; the caller commits.
+    """
+    agent = find_agent(session, email)
+    if agent is None or not agent.active:
+        verify_password(_dummy_hash(), password)
+        return None
+    if not verify_password(agent.password_hash, password):
+        return None
+    if _hasher.check_needs_rehash(agent.password_hash):
+        agent.password_hash = hash_password(password)
+    return agent
+
+
+def display_name(agent: Agent | None) -> str:
+    if agent is None:
+        return "—"
+    return agent.name or agent.email
+
+
+# --- API tokens ------------------------------------------------------------------------------------------------
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, agent: Agent) -> str:
+    """A new bearer token for the agent; only its SHA-256 is stored, so this is the one time it can be read.
+
+    256 random bits make a slow hash pointless: SHA-256 lets each request find its token with one indexed look-up.
+    """
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(agent_id=agent.id, token_hash=_token_hash(token)))
+    session.flush()
+    return token
+
+
+def verify_token(session: Session, token: str) -> Agent | None:
+    """The active agent a valid, unrevoked token belongs to, else None; records when it was last used."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.execute(
+        select(ApiToken, Agent)
+        .join(Agent, Agent.id == ApiToken.agent_id)
+        .where(ApiToken.token_hash == _token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    api_token, agent = row
+    if api_token.revoked_at is not None or not agent.active:
+        return None
+    now = utcnow()
+    if api_token.last_used_at is None or now - api_token.last_used_at > TOKEN_TOUCH_INTERVAL:
+        api_token.last_used_at = now
+    return agent
+
+
+def revoke_token(session: Session, token: str) -> bool:
+    """Revoke one token (given as issued); False when it is unknown or already revoked."""
+    api_token = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
+    if api_token is None or api_token.revoked_at is not None:
+        return False
+    api_token.revoked_at = utcnow()
+    return True
+
+
+def revoke_tokens(session: Session, agent: Agent) -> int:
+    """Revoke every token of an agent (someone left, a laptop was lost); return how many were live."""
+    live = list(session.scalars(select(ApiToken).where(ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))))
+    now = utcnow()
+    for api_token in live:
+        api_token.revoked_at = now
+    return len(live)
+
+
+# --- the queues -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Queue:
+    key: str
+    label: str
+
+
+QUEUES: tuple[Queue, ...] = (
+    Queue("account", "Account"),
+    Queue("payment", "Payment"),
+    Queue("other", "Other"),
+    Queue("review", "Needs review"),
+    Queue("all", "All"),
+    Queue("mine", "Mine"),
+)
+QUEUE_KEYS = tuple(q.key for q in QUEUES)
+OPEN_STATUSES = ("received", "queued", "routed", "needs_review", "failed")
+# The model was unsure, or could not route at all: a person decides.
+REVIEW_STATUSES = ("needs_review", "failed")
+
+
+def _queue_conditions(queue: str, agent_id: int | None) -> list[ColumnElement[bool]]:
+    """What a queue holds. A route's queue holds the open tickets routed there with confidence; the model's
+    doubtful ones wait in Needs review until a person confirms or changes their route; All is every open ticket,
+    including those not routed yet."""
+    if queue in ("account", "payment", "other"):
+        return [Ticket.status == "routed", Ticket.route == queue.capitalize()]
+    if queue == "review":
+        return [Ticket.status.in_(REVIEW_STATUSES)]
+    if queue == "all":
+        return [Ticket.status.in_(OPEN_STATUSES)]
+    if queue == "mine":
+        return [Ticket.status.in_(OPEN_STATUSES), Ticket.assigned_agent_id == agent_id]
+    raise AgentError(f"unknown queue {queue!r}; one of {', '.join(QUEUE_KEYS)}")
+
+
+def queue_tickets(session: Session, queue: str, agent_id: int | None = None, limit: int = 100) -> list[Ticket]:
+    """The queue's tickets, oldest first (the one waiting longest is the next to answer)."""
+    query = select(Ticket).where(*_queue_conditions(queue, agent_id))
+    return list(session.scalars(query.order_by(Ticket.created_at, Ticket.id).limit(limit)))
+
+
+def queue_counts(session: Session, agent_id: int | None = None) -> dict[str, int]:
+    """The number of tickets in every queue, from one GROUP BY over the open tickets."""
+    mine = func.sum(case((Ticket.assigned_agent_id == agent_id, 1), else_=0)) if agent_id is not None else None
+    columns = [Ticket.status, Ticket.route, func.count()] + ([mine] if mine is not None else [])
+    rows = session.execute(
+        select(*columns).where(Ticket.status.in_(OPEN_STATUSES)).group_by(Ticket.status, Ticket.route)
+    ).all()
+    counts = dict.fromkeys(QUEUE_KEYS, 0)
+    for row in rows:
+        status, route, count = row[0], row[1], int(row[2])
+        counts["all"] += count
+        if status == "routed" and route in ROUTES:
+            counts[route.lower()] += count
+        if status in REVIEW_STATUSES:
+            counts["review"] += count
+        if mine is not None:
+            counts["mine"] += int(row[3] or 0)
+    return counts
+
+
+def agent_names(session: Session) -> dict[int, str]:
+    """Every agent's display name by id (a support team is tens of people, not thousands)."""
+    return {agent.id: display_name(agent) for agent in session.scalars(select(Agent))}
+
+
+# --- ticket actions ---------------------------------------------------------------------------------------------
+
+def model_route(ticket: Ticket) -> str | None:
+    """The route the model chose (its highest score), whatever a person has set since."""
+    scores = ticket.scores
+    if scores is None:
+        return None
+    return max(scores, key=lambda route: scores[route])
+
+
+def _locked_ticket(session: Session, ticket_id: uuid.UUID) -> Ticket:
+    """The ticket, locked on PostgreSQL until commit so two agents acting at once are applied one after the other
+    (SQLite takes one writer at a time anyway)."""
+    ticket = session.scalars(
+        select(Ticket).where(Ticket.id == ticket_id).with_for_update().execution_options(populate_existing=True)
+    ).first()
+    if ticket is None:
+        raise TicketNotFound(f"no ticket {ticket_id}")
+    return ticket
+
+
+def _event(session: Session, ticket: Ticket, kind: str, detail: str | None, agent_id: int | None) -> TicketEvent:
+    event = TicketEvent(ticket_id=ticket.id, kind=kind, detail=detail, agent_id=agent_id, created_at=utcnow())
+    session.add(event)
+    return event
+
+
+def reroute(session: Session, ticket_id: uuid.UUID, route: str, agent_id: int | None) -> tuple[Ticket, bool]:
+    """Set the ticket's route by hand; return (ticket, whether anything changed).
+
+    A change of route, and the confirmation of a ticket the model left for review, store a Correction (the model's
+    own route, the agent's route, the model version): the training signal for the next model. The ticket becomes
+    `routed` (unless already resolved), so a worker that has not classified it yet leaves it alone. Setting the
+    route a routed ticket already has changes nothing and stores nothing.
+    """
+    if route not in ROUTES:
+        raise AgentError(f"unknown route {route!r}; one of {', '.join(ROUTES)}")
+    ticket = _locked_ticket(session, ticket_id)
+    previous = ticket.route
+    reviewing = ticket.status not in ("routed", "resolved")
+    if previous == route and not reviewing:
+        return ticket, False
+    now = utcnow()
+    session.add(Correction(
+        ticket_id=ticket.id, predicted_route=model_route(ticket) or previous, corrected_route=route,
+        model_version=ticket.model_version, agent_id=agent_id, created_at=now,
+    ))  # fmt: skip
+    if previous == route:
+        _event(session, ticket, "reviewed", f"{route} confirmed", agent_id)
+    else:
+        _event(session, ticket, "rerouted", f"{previous or 'none'} → {route}", agent_id)
+    ticket.route = route
+    if ticket.status != "resolved":
+        ticket.status = "routed"
+    if ticket.routed_at is None:
+        ticket.routed_at = now
+    return ticket, True
+
+
+def resolve(session: Session, ticket_id: uuid.UUID, agent_id: int | None) -> tuple[Ticket, bool]:
+    """Close the ticket; resolving a resolved ticket changes nothing (a double click, a retried API call)."""
+    ticket = _locked_ticket(session, ticket_id)
+    if ticket.status == "resolved":
+        return ticket, False
+    ticket.status = "resolved"
+    ticket.resolved_at = utcnow()
+    _event(session, ticket, "resolved", None, agent_id)
+    return ticket, True
+
+
+def assign(session: Session, ticket_id: uuid.UUID, agent_id: int) -> tuple[Ticket, bool]:
+    """Make the agent the ticket's owner, taking it over from whoever had it (the history says from whom)."""
+    ticket = _locked_ticket(session, ticket_id)
+    if ticket.assigned_agent_id == agent_id:
+        return ticket, False
+    previous = ticket.assigned_agent_id
+    detail = None
+    if previous is not None:
+        detail = f"taken over from {agent_names(session).get(previous, 'a former agent')}"
+    ticket.assigned_agent_id = agent_id
+    _event(session, ticket, "assigned", detail, agent_id)
+    return ticket, True
+
+
+# --- history ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    kind: str
+    text: str
+    agent: str | None = None
+
+
+_EVENT_TEXT = {"rerouted": "Re-routed", "reviewed": "Reviewed", "resolved": "Resolved", "assigned": "Assigned"}
+
+
+def history(session: Session, ticket: Ticket) -> list[HistoryEntry]:
+    """The ticket's life, oldest first: received, routed by the model (from the ticket's own columns; the worker
+    writes no event), then what agents did (TicketEvent rows)."""
+    entries = [HistoryEntry(ticket.created_at, "received", f"Received via {ticket.channel}")]
+    predicted = model_route(ticket)
+    if ticket.model_version is not None and ticket.routed_at is not None and predicted is not None:
+        confidence = (ticket.scores or {}).get(predicted, 0.0)
+        entries.append(HistoryEntry(
+            ticket.routed_at, "routed",
+            f"Routed by model {ticket.model_version}: {predicted} ({confidence:.0%})",
+        ))  # fmt: skip
+    names = agent_names(session)
+    events = session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.created_at, TicketEvent.id)
+    )
+    for event in events:
+        text = _EVENT_TEXT.get(event.kind, event.kind.capitalize())
+        if event.detail:
+            text = f"{text}: {event.detail}"
+        agent = names.get(event.agent_id) if event.agent_id is not None else None
+        entries.append(HistoryEntry(event.created_at, event.kind, text, agent))
+    return sorted(entries, key=lambda entry: entry.at)
