@@ -16,7 +16,7 @@ from worker.state import ProcessState
 from worker.tasks import register
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow  # noqa: E402,F401  (pre-fork import, see the module docstring)
+import tensorflow  # noqa: E402  (pre-fork import, see the module docstring)
 
 settings = Settings.from_env()
 app = make_celery(settings)
@@ -28,6 +28,10 @@ register(app, state)
 
 @worker_process_init.connect
 def _load_model_in_child(**_kwargs: object) -> None:
+    # One TensorFlow thread per worker process by default: N processes on N cores, not N × N threads fighting.
+    threads = int(os.environ.get("WORKER_TF_THREADS", "1"))
+    tensorflow.config.threading.set_intra_op_parallelism_threads(threads)
+    tensorflow.config.threading.set_inter_op_parallelism_threads(threads)
     state.reset_after_fork()
     try:
         state.predictor()
