@@ -233,6 +233,8 @@ class ModelVersion(Base):
     macro_f1: Mapped[float | None] = mapped_column(Float)
     champion_macro_f1: Mapped[float | None] = mapped_column(Float)
     compared_with: Mapped[str | None] = mapped_column(String(64))
+    # The champion this version replaced when it first became champion: where a rollback goes back to.
+    previous_champion: Mapped[str | None] = mapped_column(String(64))
     promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

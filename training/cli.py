@@ -1,4 +1,4 @@
-"""`furiwake` console script: train, evaluate, predict, migrate, run.
+"""`furiwake` console script: train, evaluate, predict, retrain, models, model rollback, migrate, run.
 
 Every failure the user can cause (missing file, malformed row, unknown format, no model yet) ends in one line on
 stderr and a non-zero exit code, never a traceback.
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.artifacts import NoModelError, read_meta, resolve
+from core.artifacts import NoModelError, resolve
 from core.config import ConfigError, Settings
 from core.routes import RouteMap, RouteMapError
 from training.datasets import FORMATS, Dataset, DatasetError, guess_format, load
@@ -95,25 +95,83 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from core.artifacts import current_version
+def _registry(settings: Settings):  # type: ignore[no-untyped-def]
+    """A session factory on the configured database for the registry commands (engine disposed afterwards)."""
+    from contextlib import contextmanager
 
-    current = current_version(settings.model_dir)
-    rows = []
-    for meta_path in sorted(settings.model_dir.glob("*/meta.json")):
-        meta = read_meta(meta_path.parent)
-        validation = meta["metrics"]["validation"]
-        rows.append({"version": meta["version"], "current": meta["version"] == current,
-                     "created_at": meta["created_at"], "rows": meta["counts"]["rows"],
-                     "accuracy": validation["accuracy"], "macro_f1": validation["macro_f1"]})
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import make_engine, make_session_factory
+
+    @contextmanager
+    def factory():  # type: ignore[no-untyped-def]
+        engine = make_engine(settings.database_url)
+        try:
+            yield make_session_factory(engine)
+        except SQLAlchemyError as exc:
+            raise CLIError(f"database error ({type(exc).__name__}); is it migrated (`furiwake migrate`)?") from None
+        finally:
+            engine.dispose()
+
+    return factory()
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    """The registry's versions, newest first, with status, evaluation figures, reason and live override rate."""
+    from training import registry
+
+    with _registry(settings) as sessions:
+        registry.sync(sessions, settings.model_dir)
+        with sessions() as session:
+            rates = registry.override_rates(session)
+            rows = [registry.as_dict(row, rates.get(row.version)) for row in registry.versions(session)]
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(rows, ensure_ascii=False))
     elif not rows:
-        print(f"no models in {settings.model_dir}; run `furiwake train`")
+        print(f"no model versions yet ({settings.model_dir} has no CURRENT): run `furiwake train` or "
+              "`furiwake retrain`")
     else:
+        def figure(value: float | None) -> str:
+            return "—" if value is None else f"{value:.4f}"
+
         for row in rows:
-            print(f"{'*' if row['current'] else ' '} {row['version']}  rows={row['rows']}  "
-                  f"accuracy={row['accuracy']:.4f}  macro-F1={row['macro_f1']:.4f}")
+            rate = "—" if row["override_rate"] is None else f"{row['override_rate']:.1%}"
+            print(f"{'*' if row['status'] == 'champion' else ' '} {row['version']}  {row['status']:9s} "
+                  f"{row['trigger']:8s} macro-F1 {figure(row['macro_f1'])} vs champion "
+                  f"{figure(row['champion_macro_f1'])}  validation {figure(row['validation_macro_f1'])}  "
+                  f"routed {row['routed']}, re-routed {rate}")
+            if row["reason"]:
+                print(f"    {row['reason'].splitlines()[-1] if row['status'] != 'rejected' else row['reason']}")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    """One retrain in this process (the same function the trainer's Celery task runs); prints the decision."""
+    from training.retrain import INNER_VALIDATION, retrain
+    from training.train import TrainOptions
+
+    options = TrainOptions(epochs=args.epochs, validation_fraction=INNER_VALIDATION) if args.epochs else None
+    with _registry(settings) as sessions:
+        outcome = retrain(settings, sessions, trigger="cli", force=args.force, options=options,
+                          progress=None if args.json else (lambda m: print(m, flush=True)))
+    if args.json:
+        print(json.dumps(outcome.as_dict(), ensure_ascii=False))
+    elif outcome.decision in ("skipped", "unchanged"):
+        print(f"{outcome.decision}: {outcome.reason}")
+    return 0
+
+
+def cmd_model_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    """Make the previous champion (or --to VERSION) the champion again; running workers switch within seconds."""
+    from training import registry
+
+    with _registry(settings) as sessions:
+        registry.sync(sessions, settings.model_dir)
+        old, new = registry.rollback(sessions, settings.model_dir, to=args.to, actor="cli")
+    if args.json:
+        print(json.dumps({"champion": new, "previous": old}))
+    else:
+        print(f"the champion is now {new} (was {old}); workers switch to it within seconds")
     return 0
 
 
@@ -217,9 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("models", help="list trained model versions")
+    p = sub.add_parser("models", help="list the registered model versions: status, metrics, reasons, override rate")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("retrain", help="retrain on the corpus + agents' corrections now; promote only if better")
+    p.add_argument("--json", action="store_true", help="print the decision as JSON (no progress output)")
+    p.add_argument("--force", action="store_true", help="train even if nothing new arrived since the last retrain")
+    p.add_argument("--epochs", type=int, help="at most this many epochs (default: RETRAIN_EPOCHS)")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("model", help="change which model version serves")
+    model_sub = p.add_subparsers(dest="model_command", required=True)
+    p = model_sub.add_parser("rollback", help="make the previous champion (or --to VERSION) serve again")
+    p.add_argument("--to", metavar="VERSION", help="a registered version to make the champion instead")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_model_rollback)
 
     p = sub.add_parser("migrate", help="upgrade the database to the newest schema")
     p.set_defaults(func=cmd_migrate)

@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers over worker.routing, registered on the app built in worker.app."""
+"""Celery tasks: thin wrappers over worker.routing (classify, sweep) and training.retrain (retrain), registered on
+the app built in worker.app."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from celery_batches import Batches
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.artifacts import NoModelError
-from core.queue import CLASSIFY_QUEUE, CLASSIFY_TASK, NOOP_TASK, SWEEP_TASK, enqueue_classification
+from core.queue import (
+    CLASSIFY_QUEUE,
+    CLASSIFY_TASK,
+    NOOP_TASK,
+    RETRAIN_TASK,
+    SWEEP_TASK,
+    TRAINING_QUEUE,
+    enqueue_classification,
+)
 from worker import routing
 from worker.state import ProcessState
 
@@ -91,3 +100,25 @@ def register(app: Celery, state: ProcessState) -> None:
     def noop() -> None:
         """A task that does nothing: the benchmark's measure of the broker's own round trip."""
         return None
+
+    @app.task(name=RETRAIN_TASK, queue=TRAINING_QUEUE, acks_late=False, ignore_result=True)
+    def retrain(trigger: str = "schedule", force: bool = False) -> dict[str, object]:
+        """One retrain on the `training` queue (a trainer worker, concurrency 1): training.retrain.retrain.
+
+        Acknowledged on receipt, unlike the classify task: a retrain that kills its worker (out of memory, say)
+        must not be redelivered into a crash loop; the next scheduled run, or the button, tries again, and the
+        retrain lease (renewed while training) expires by then.
+        """
+        import gc
+
+        from training.retrain import retrain as run_retrain
+
+        try:
+            outcome = run_retrain(settings, state.sessions, trigger=trigger, force=force)
+        finally:
+            import keras
+
+            keras.backend.clear_session()  # a long-lived trainer must not grow with every retrain
+            gc.collect()
+        log.info("retrain (%s): %s", trigger, outcome.reason)
+        return outcome.as_dict()

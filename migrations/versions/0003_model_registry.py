@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("macro_f1", sa.Float()),
         sa.Column("champion_macro_f1", sa.Float()),
         sa.Column("compared_with", sa.String(64)),
+        sa.Column("previous_champion", sa.String(64)),
         sa.Column("promoted_at", sa.DateTime(timezone=True)),
         sa.Column("retired_at", sa.DateTime(timezone=True)),
         sa.CheckConstraint("status IN ('candidate', 'champion', 'retired', 'rejected')",

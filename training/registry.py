@@ -1,0 +1,444 @@
+"""The model registry: which trained versions exist, which one serves (the champion), and why.
+
+The `model_versions` table is the source of truth. MODEL_DIR/CURRENT is kept equal to the champion because that
+file is what the workers follow (worker/state.py looks every 2 s and hot-reloads a new version). Every change of
+champion writes CURRENT inside its database transaction, just before the commit and while holding the registry's
+row lock, so two changes (a promotion and a rollback, say) cannot write the file out of order; if the commit then
+fails, the file is put back. `sync()` repairs whatever a crash between the two left behind:
+
+- CURRENT names a version the registry does not know (the registry is new, or `furiwake train` made a version
+  current by hand): that version is adopted as the champion (trigger `initial` for the very first, else `cli`);
+- CURRENT names a known version that is not the champion (a crash after the file, before the commit), or is
+  missing: the database wins and CURRENT is written again.
+
+Jobs that must run alone (retraining) hold a `Lease`: a row taken by a conditional UPDATE and renewed while the
+job runs, so a trainer that crashed blocks the next retrain for one lease period at most, on PostgreSQL and on the
+embedded SQLite alike.
+
+No TensorFlow and no numpy here: the API's Models page imports this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Table, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.artifacts import NoModelError, current_version, read_meta, set_current, version_dir
+from core.db import transaction
+from core.models import Correction, JobLease, ModelVersion, Ticket, utcnow
+
+log = logging.getLogger(__name__)
+
+REGISTRY_LOCK = "registry"
+RETRAIN_LEASE = "retrain"
+# The only files the Models page may serve from a version directory.
+IMAGES = ("curves.png", "confusion.png", "evaluation.png")
+
+
+class RegistryError(ValueError):
+    """A registry request that cannot be done (no earlier champion, unknown version, ...); the message says why."""
+
+
+class ChampionChanged(RegistryError):
+    """The champion changed while a candidate was being evaluated against it: the comparison no longer holds."""
+
+
+def _execute(session: Session, statement: Any) -> int:
+    """Run a Core statement in the session's transaction; return the number of rows it touched."""
+    return int(cast(CursorResult[Any], session.connection().execute(statement)).rowcount)
+
+
+def _leases() -> Table:
+    return cast(Table, JobLease.__table__)
+
+
+def _lock_registry(session: Session) -> None:
+    """Serialise champion changes: on PostgreSQL the UPDATE locks the registry row until the commit, on SQLite any
+    write takes the database's write lock. Both release at the end of the transaction."""
+    table = _leases()
+    touch = update(table).where(table.c.name == REGISTRY_LOCK).values(acquired_at=utcnow())
+    if _execute(session, touch) == 0:
+        try:
+            with session.begin_nested():
+                session.add(JobLease(name=REGISTRY_LOCK))
+        except IntegrityError:
+            pass  # created meanwhile by another process; the UPDATE below waits for it
+        _execute(session, touch)
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+def champion(session: Session) -> ModelVersion | None:
+    return session.scalars(select(ModelVersion).where(ModelVersion.status == "champion")).first()
+
+
+def versions(session: Session) -> list[ModelVersion]:
+    """Every registered version, newest first."""
+    return list(session.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc(),
+                                                              ModelVersion.version.desc())))
+
+
+@dataclass(frozen=True)
+class Override:
+    routed: int  # tickets this version routed
+    corrected: int  # of those, how many an agent re-routed
+
+    @property
+    def rate(self) -> float | None:
+        return self.corrected / self.routed if self.routed else None
+
+
+def override_rates(session: Session) -> dict[str, Override]:
+    """Per model version: the tickets it routed and the share agents re-routed (corrections / tickets routed)."""
+    corrected = (
+        select(Correction.ticket_id)
+        .where(Correction.predicted_route.is_not(None), Correction.corrected_route != Correction.predicted_route)
+        .distinct()
+        .subquery()
+    )  # a confirmation of a ticket left for review (same route) is not an override
+    rows = session.execute(
+        select(Ticket.model_version, func.count(Ticket.id), func.count(corrected.c.ticket_id))
+        .outerjoin(corrected, corrected.c.ticket_id == Ticket.id)
+        .where(Ticket.model_version.is_not(None))
+        .group_by(Ticket.model_version)
+    ).all()
+    return {str(version): Override(int(routed), int(fixed)) for version, routed, fixed in rows}
+
+
+def as_dict(row: ModelVersion, override: Override | None = None) -> dict[str, Any]:
+    """What `furiwake models --json` and the Models page's JSON show for one version."""
+    evaluation = row.metrics.get("evaluation", {})
+    validation = row.metrics.get("validation", {})
+    return {
+        "version": row.version,
+        "status": row.status,
+        "trigger": row.trigger,
+        "created_at": row.created_at.isoformat(),
+        "promoted_at": row.promoted_at.isoformat() if row.promoted_at else None,
+        "retired_at": row.retired_at.isoformat() if row.retired_at else None,
+        "reason": row.reason,
+        "data_hash": row.data_hash,
+        "train_counts": row.train_counts,
+        "macro_f1": row.macro_f1,
+        "champion_macro_f1": row.champion_macro_f1,
+        "compared_with": row.compared_with,
+        "previous_champion": row.previous_champion,
+        "accuracy": (evaluation.get("candidate") or {}).get("accuracy"),
+        "validation_macro_f1": validation.get("macro_f1"),
+        "validation_accuracy": validation.get("accuracy"),
+        "evaluation": evaluation,
+        "routed": override.routed if override else 0,
+        "corrected": override.corrected if override else 0,
+        "override_rate": override.rate if override else None,
+    }
+
+
+# --- changing the champion ----------------------------------------------------------------------------------
+
+def _has_files(model_dir: Path, version: str) -> bool:
+    return (version_dir(model_dir, version) / "meta.json").is_file() and (
+        version_dir(model_dir, version) / "model.keras").is_file()
+
+
+def _note(row: ModelVersion, line: str) -> None:
+    row.reason = f"{row.reason}\n{line}" if row.reason else line
+
+
+def _switch(sessions: sessionmaker[Session], model_dir: Path,
+            change: Callable[[Session], tuple[ModelVersion | None, ModelVersion]]) -> tuple[str | None, str]:
+    """Run `change` (which returns (old champion, new champion)) under the registry lock and point CURRENT at the
+    new champion just before the commit; put CURRENT back if the commit fails."""
+    before = current_version(model_dir)
+    written = False
+    try:
+        with transaction(sessions) as session:
+            _lock_registry(session)
+            old, new = change(session)
+            session.flush()
+            if not _has_files(model_dir, new.version):
+                raise RegistryError(f"{version_dir(model_dir, new.version)} holds no model files")
+            set_current(model_dir, new.version)
+            written = True
+            result = (old.version if old is not None else None, new.version)
+    except BaseException:
+        if written and before is not None and _has_files(model_dir, before):
+            set_current(model_dir, before)
+        raise
+    log.info("champion is now %s (was %s)", result[1], result[0])
+    return result
+
+
+def _crown(session: Session, new: ModelVersion, old: ModelVersion | None, now: datetime, why: str) -> None:
+    """Retire the old champion first (the unique index allows one champion at a time), then crown the new one."""
+    if old is not None and old.version != new.version:
+        old.status = "retired"
+        old.retired_at = now
+        _note(old, f"{now:%Y-%m-%d %H:%M} UTC retired: {why}")
+        session.flush()
+    if new.promoted_at is None and old is not None and old.version != new.version:
+        new.previous_champion = old.version  # first crowning only: a rollback target keeps its own predecessor
+    new.status = "champion"
+    new.promoted_at = now
+    new.retired_at = None
+
+
+def _row_from_meta(meta: dict[str, Any], status: str, trigger: str, reason: str) -> ModelVersion:
+    counts = meta.get("counts", {})
+    return ModelVersion(
+        version=meta["version"],
+        created_at=datetime.fromisoformat(meta["created_at"]),
+        status=status,
+        trigger=trigger,
+        reason=reason,
+        data_hash=meta.get("data_hash"),
+        train_counts={"by_route": counts.get("train_by_route", {}), "rows": counts.get("rows"),
+                      "validation_rows": counts.get("validation")},
+        metrics={"validation": meta.get("metrics", {}).get("validation", {})},
+    )
+
+
+def register_candidate(sessions: sessionmaker[Session], meta: dict[str, Any], trigger: str,
+                       train_counts: dict[str, Any]) -> None:
+    """A freshly trained version, not yet decided on."""
+    with transaction(sessions) as session:
+        row = _row_from_meta(meta, "candidate", trigger, "trained; being evaluated against the champion")
+        row.train_counts = {**row.train_counts, **train_counts}
+        session.add(row)
+
+
+def record_evaluation(sessions: sessionmaker[Session], version: str, evaluation: dict[str, Any],
+                      champion_version: str | None) -> None:
+    with transaction(sessions) as session:
+        row = session.get(ModelVersion, version)
+        if row is None:
+            raise RegistryError(f"unknown version {version}")
+        row.metrics = {**row.metrics, "evaluation": evaluation}
+        row.macro_f1 = evaluation["candidate"]["macro_f1"]
+        row.champion_macro_f1 = (evaluation.get("champion") or {}).get("macro_f1")
+        row.compared_with = champion_version
+
+
+def reject(sessions: sessionmaker[Session], version: str, reason: str) -> None:
+    with transaction(sessions) as session:
+        row = session.get(ModelVersion, version)
+        if row is None:
+            raise RegistryError(f"unknown version {version}")
+        row.status = "rejected"
+        row.reason = reason
+
+
+def promote(sessions: sessionmaker[Session], model_dir: Path, version: str, reason: str,
+            expected_champion: str | None, lease: Lease | None = None) -> tuple[str | None, str]:
+    """Make a candidate the champion, provided the champion is still the one it was compared with (and, for a
+    retrain, that its lease is still held: a trainer that lost it must not promote)."""
+
+    def change(session: Session) -> tuple[ModelVersion | None, ModelVersion]:
+        if lease is not None and not lease.renew_in(session):
+            raise RegistryError(f"the {lease.name} lease was lost (held too long without renewal); not promoted")
+        old = champion(session)
+        if (old.version if old else None) != expected_champion:
+            raise ChampionChanged(f"the champion changed from {expected_champion} to "
+                                  f"{old.version if old else None} during the evaluation; not promoted")
+        row = session.get(ModelVersion, version)
+        if row is None or row.status != "candidate":
+            raise RegistryError(f"{version} is not a candidate")
+        row.reason = reason
+        _crown(session, row, old, utcnow(), f"replaced by {version} (retrain)")
+        return old, row
+
+    return _switch(sessions, model_dir, change)
+
+
+def rollback(sessions: sessionmaker[Session], model_dir: Path, to: str | None = None,
+             actor: str = "cli") -> tuple[str | None, str]:
+    """Make the previous champion (or `to`) the champion again; return (old, new). Workers reload as for a promotion.
+
+    "Previous" is the champion the current one replaced, recorded when it was first crowned, so rolling back twice
+    walks further back in time instead of swinging between two versions."""
+
+    def change(session: Session) -> tuple[ModelVersion | None, ModelVersion]:
+        old = champion(session)
+        if old is None:
+            raise RegistryError("there is no champion to roll back from")
+        target_version = to or old.previous_champion
+        if target_version is None:
+            raise RegistryError(f"{old.version} replaced no earlier champion; name one with --to VERSION")
+        if target_version == old.version:
+            raise RegistryError(f"{target_version} is already the champion")
+        target = session.get(ModelVersion, target_version)
+        if target is None:
+            raise RegistryError(f"{target_version} is not a registered version (`furiwake models` lists them)")
+        if not _has_files(model_dir, target_version):
+            raise RegistryError(f"{version_dir(model_dir, target_version)} holds no model files any more")
+        now = utcnow()
+        _note(target, f"{now:%Y-%m-%d %H:%M} UTC made champion again by {actor} (rollback from {old.version})")
+        _crown(session, target, old, now, f"rolled back to {target_version} by {actor}")
+        return old, target
+
+    return _switch(sessions, model_dir, change)
+
+
+def sync(sessions: sessionmaker[Session], model_dir: Path) -> str | None:
+    """Make the registry and CURRENT agree (the module docstring says how); return the champion's version."""
+    current = current_version(model_dir)
+
+    def change(session: Session) -> tuple[ModelVersion | None, ModelVersion]:
+        old = champion(session)
+        now = utcnow()
+        if current is not None and (old is None or current != old.version) and _has_files(model_dir, current):
+            row = session.get(ModelVersion, current)
+            if row is None:
+                first = not session.scalar(select(func.count()).select_from(ModelVersion))
+                trigger = "initial" if first else "cli"
+                reason = ("the model in use when the registry started (MODEL_DIR/CURRENT)" if first else
+                          "made current outside the registry (furiwake train); adopted as the champion")
+                row = _row_from_meta(read_meta(version_dir(model_dir, current)), "candidate", trigger, reason)
+                session.add(row)
+                session.flush()
+                _crown(session, row, old, now, f"replaced by {current}, made current outside the registry")
+                return old, row
+            if old is None:
+                _note(row, f"{now:%Y-%m-%d %H:%M} UTC champion again: named by MODEL_DIR/CURRENT, none in the registry")
+                _crown(session, row, None, now, "")
+                return None, row
+        if old is None:
+            raise _NothingToDo
+        return old, old  # the database wins: CURRENT is written again
+
+    if current is not None:
+        # The common case, cheaply: already in agreement, nothing to lock or write.
+        with sessions() as session:
+            row = champion(session)
+            if row is not None and row.version == current:
+                return current
+    try:
+        return _switch(sessions, model_dir, change)[1]
+    except _NothingToDo:
+        return None
+    except RegistryError as exc:
+        log.error("registry and MODEL_DIR disagree and cannot be reconciled: %s", exc)
+        with sessions() as session:
+            row = champion(session)
+            return row.version if row is not None else None
+
+
+class _NothingToDo(Exception):
+    pass
+
+
+# --- leases -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LeaseState:
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Lease:
+    """A named lease in `job_leases`, taken only when free or expired (see the module docstring)."""
+
+    def __init__(self, sessions: sessionmaker[Session], name: str, seconds: float, holder: str | None = None) -> None:
+        self.sessions = sessions
+        self.name = name
+        self.seconds = float(seconds)
+        self.holder = holder or default_holder()
+        self.lost = False
+
+    def _where_mine(self) -> Any:
+        table = _leases()
+        return (table.c.name == self.name) & (table.c.holder == self.holder)
+
+    def acquire(self) -> bool:
+        table = _leases()
+        now = utcnow()
+        take = (
+            update(table)
+            .where(table.c.name == self.name,
+                   or_(table.c.holder.is_(None), table.c.expires_at.is_(None), table.c.expires_at < now))
+            .values(holder=self.holder, acquired_at=now, expires_at=now + timedelta(seconds=self.seconds))
+        )
+        with transaction(self.sessions) as session:
+            if _execute(session, take) == 1:
+                return True
+            if session.get(JobLease, self.name) is not None:
+                return False
+            try:
+                with session.begin_nested():
+                    session.add(JobLease(name=self.name, holder=self.holder, acquired_at=now,
+                                         expires_at=now + timedelta(seconds=self.seconds)))
+            except IntegrityError:
+                return False
+            return True
+
+    def renew_in(self, session: Session) -> bool:
+        """Extend the lease inside the caller's transaction; False if it is no longer ours."""
+        extend = update(_leases()).where(self._where_mine()).values(
+            expires_at=utcnow() + timedelta(seconds=self.seconds))
+        return _execute(session, extend) == 1
+
+    def renew(self) -> bool:
+        with transaction(self.sessions) as session:
+            return self.renew_in(session)
+
+    def release(self) -> None:
+        with transaction(self.sessions) as session:
+            _execute(session, update(_leases()).where(self._where_mine()).values(holder=None, expires_at=None))
+
+    @contextmanager
+    def kept_alive(self) -> Iterator[Lease]:
+        """Renew every quarter period from a background thread while the body runs; `lost` turns True if a renewal
+        finds the lease taken over (it had expired: the process stalled for longer than a whole period)."""
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(self.seconds / 4):
+                try:
+                    if not self.renew():
+                        self.lost = True
+                        log.error("lease %s lost by %s", self.name, self.holder)
+                        return
+                except Exception:  # noqa: BLE001 - the database may be back at the next beat
+                    log.warning("could not renew lease %s", self.name, exc_info=True)
+
+        thread = threading.Thread(target=heartbeat, name=f"lease-{self.name}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+
+def lease_state(session: Session, name: str = RETRAIN_LEASE) -> LeaseState | None:
+    """Who holds a lease now (None when free or expired): the Models page shows a running retrain."""
+    row = session.get(JobLease, name)
+    if row is None or row.holder is None or row.expires_at is None or row.acquired_at is None:
+        return None
+    if row.expires_at < utcnow():
+        return None
+    return LeaseState(row.holder, row.acquired_at, row.expires_at)
+
+
+__all__ = [
+    "IMAGES", "ChampionChanged", "Lease", "LeaseState", "NoModelError", "Override", "RegistryError", "as_dict",
+    "champion", "lease_state", "override_rates", "promote", "register_candidate", "record_evaluation", "reject",
+    "rollback", "sync", "versions",
+]

@@ -1,0 +1,370 @@
+"""One retrain: learn from the agents' work, compare with the champion on a fixed evaluation set, promote or reject.
+
+Called by `furiwake retrain` (in-process) and by the `furiwake.retrain` Celery task on the `training` queue (beat
+at night, the Models page's button); both run `retrain()`. Only one runs at a time, anywhere: the `retrain` lease
+(training/registry.py) is taken first and renewed while training; a second caller returns `skipped` at once.
+
+Training data (the first label of a text wins, so agents' corrections come first):
+1. agents' corrections: the newest correction of each ticket, its corrected route (weight RETRAIN_WEIGHT_CORRECTION),
+   except the held-out ones (a fixed RETRAIN_HOLDOUT_PERCENT share of tickets, by a hash of the ticket id);
+2. resolved tickets no agent corrected: the route they were routed with was confirmed (RETRAIN_WEIGHT_RESOLVED);
+3. the bundled corpus minus its evaluation part (RETRAIN_WEIGHT_CORPUS).
+
+Evaluation set, scored for champion and challenger side by side through the serving Predictor:
+- the corpus's evaluation part: exactly the 20 % validation split `train()` keeps out of the bundled model
+  (stratified, seed 20261124, on the deduplicated corpus), so the shipped champion never saw a row of it;
+- the newest RETRAIN_EVAL_CORRECTIONS held-out corrections: today's traffic, which no model has trained on.
+Resolved tickets are never in it: their labels are the champion's own predictions and would flatter it.
+
+Decision: promote when the challenger's macro-F1 beats the champion's by more than RETRAIN_MIN_GAIN, else record it
+as rejected with both figures. No promotion happens without that comparison (except when there is no champion at
+all), so the router never gets worse by itself. A run whose training data is the same as a version already
+compared with the current champion is skipped as `unchanged` (nothing new to learn) unless forced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings
+from core.db import make_engine, make_session_factory
+from core.models import Correction, Ticket
+from core.routes import ROUTES, RouteMap
+from core.text import clean
+from training import registry
+from training.datasets import Dataset, Example, guess_format, load
+from training.train import TrainOptions, split
+from worker.routing import ticket_text
+
+log = logging.getLogger(__name__)
+
+BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "data" / "tickets.tsv"
+CORRECTION = "agent correction"  # the Example.category of each source: train() weighs rows by category
+RESOLVED = "resolved ticket"
+EVAL_FRACTION = TrainOptions().validation_fraction  # the corpus part: train()'s own default validation split
+INNER_VALIDATION = 0.1  # train()'s early stopping and review thresholds, inside the training data
+REPLAY_TICKETS = 500
+DECISIONS = ("promoted", "rejected", "unchanged", "skipped")
+
+
+@dataclass
+class RetrainData:
+    train: Dataset
+    eval_texts: list[str]
+    eval_routes: list[str]
+    eval_parts: list[str]  # "corpus" or "corrections", per evaluation row
+    by_source: dict[str, int]
+    weights: dict[str, float]
+    eval_hash: str
+
+    def by_route(self) -> dict[str, int]:
+        return self.train.route_counts()
+
+
+@dataclass
+class RetrainOutcome:
+    decision: str  # one of DECISIONS
+    reason: str
+    trigger: str
+    version: str | None = None  # the challenger trained by this run
+    champion_version: str | None = None  # the champion it was compared with
+    candidate_macro_f1: float | None = None
+    champion_macro_f1: float | None = None
+    champion_after: str | None = None
+    train_counts: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def holdout_bucket(key: str) -> int:
+    """0..99, fixed for a ticket: whether its correction is held out never changes between runs."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
+
+
+def _usable(text: str) -> bool:
+    return bool(clean(text))
+
+
+def corpus_split(corpus: Dataset) -> tuple[Dataset, Dataset]:
+    """(training part, evaluation part) of the deduplicated corpus: train()'s default validation split."""
+    corpus = corpus.deduplicated()
+    train_idx, eval_idx = split(corpus, EVAL_FRACTION, TrainOptions().seed)
+    return (Dataset([corpus.examples[i] for i in train_idx], corpus.dropped),
+            Dataset([corpus.examples[i] for i in eval_idx]))
+
+
+def build_data(session: Session, settings: Settings, corpus: Dataset) -> RetrainData:
+    """The training set and the evaluation set of this run (see the module docstring)."""
+    config = settings.retrain
+    corpus_train, corpus_eval = corpus_split(corpus)
+
+    latest: dict[str, tuple[str, str]] = {}  # ticket id → (text, corrected route), the newest correction wins
+    for ticket_id, route, subject, body in session.execute(
+        select(Correction.ticket_id, Correction.corrected_route, Ticket.subject, Ticket.body)
+        .join(Ticket, Ticket.id == Correction.ticket_id)
+        .order_by(Correction.created_at, Correction.id)
+    ):
+        latest.pop(str(ticket_id), None)  # re-insert: dict order becomes the order of each ticket's newest change
+        latest[str(ticket_id)] = (ticket_text(subject, body), route)
+    held_out = [(key, value) for key, value in latest.items() if holdout_bucket(key) < config.holdout_percent]
+    eval_corrections = held_out[-config.eval_corrections:] if config.eval_corrections else []
+    held_keys = {key for key, _ in held_out}
+    corrections = [Example(text, route, CORRECTION, f"correction:{key}") for key, (text, route) in latest.items()
+                   if key not in held_keys and _usable(text)]
+
+    resolved: list[Example] = []
+    if config.max_resolved and config.weight_resolved > 0:
+        uncorrected = ~select(Correction.id).where(Correction.ticket_id == Ticket.id).exists()
+        for ticket_id, subject, body, confirmed in session.execute(
+            select(Ticket.id, Ticket.subject, Ticket.body, Ticket.route)
+            .where(Ticket.status == "resolved", Ticket.route.in_(ROUTES), uncorrected)
+            .order_by(func.coalesce(Ticket.resolved_at, Ticket.created_at).desc())
+            .limit(config.max_resolved)
+        ):
+            text = ticket_text(subject, body)
+            if _usable(text):
+                resolved.append(Example(text, str(confirmed), RESOLVED, f"resolved:{ticket_id}"))
+
+    eval_examples = [Example(text, route, CORRECTION, f"correction:{key}")
+                     for key, (text, route) in reversed(eval_corrections) if _usable(text)]
+    eval_examples += [Example(e.text, e.route, "corpus", e.source) for e in corpus_eval.examples]
+    evaluation = Dataset(eval_examples).deduplicated()  # a held-out correction wins over a corpus row
+    eval_texts = {e.text for e in evaluation.examples}
+
+    sources = (
+        [] if config.weight_correction <= 0 else corrections,
+        resolved,
+        [] if config.weight_corpus <= 0 else corpus_train.examples,
+    )
+    # Nothing the evaluation set holds may be trained on, whichever source brings it.
+    train_examples = [e for source in sources for e in source if e.text not in eval_texts]
+    training = Dataset(train_examples, Counter(corpus.dropped)).deduplicated()
+    counted = Counter("corpus" if e.category not in (CORRECTION, RESOLVED) else
+                      ("corrections" if e.category == CORRECTION else "resolved") for e in training.examples)
+    weights = {CORRECTION: config.weight_correction, RESOLVED: config.weight_resolved}
+    if config.weight_corpus != 1.0:
+        weights.update({e.category: config.weight_corpus for e in corpus_train.examples})
+    digest = hashlib.sha256()
+    for e in evaluation.examples:
+        digest.update(f"{e.route}\t{e.text}\n".encode())
+    return RetrainData(
+        train=training,
+        eval_texts=[e.text for e in evaluation.examples],
+        eval_routes=[e.route for e in evaluation.examples],
+        eval_parts=["corrections" if e.category == CORRECTION else "corpus" for e in evaluation.examples],
+        by_source={source: counted.get(source, 0) for source in ("corpus", "corrections", "resolved")},
+        weights=weights,
+        eval_hash=digest.hexdigest()[:16],
+    )
+
+
+def load_corpus(settings: Settings) -> Dataset:
+    path = settings.retrain.corpus or BUNDLED_CORPUS
+    return load(path, guess_format(path), RouteMap.load(settings.route_map_file))
+
+
+def input_hash(data: RetrainData, options: TrainOptions) -> str:
+    """Everything that decides what a retrain would learn: rows, labels, weights, options."""
+    described = {k: v for k, v in asdict(options).items() if k != "model"}
+    described["model"] = repr(options.model)
+    blob = json.dumps([data.train.content_hash(), data.weights, described], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _part_scores(gold: list[str], parts: list[str], probabilities: Any) -> dict[str, Any]:
+    """The whole set's full metrics, plus accuracy per part (a part may lack a route, so macro-F1 would mislead)."""
+    import numpy as np
+
+    from training.metrics import score
+
+    metrics = score(gold, probabilities)
+    predicted = [ROUTES[i] for i in probabilities.argmax(axis=1)]
+    metrics["parts"] = {}
+    for part in ("corpus", "corrections"):
+        rows = [i for i, p in enumerate(parts) if p == part]
+        if rows:
+            correct = np.array([predicted[i] == gold[i] for i in rows])
+            metrics["parts"][part] = {"n": len(rows), "accuracy": float(correct.mean())}
+    return metrics
+
+
+def _top_route(account: float | None, payment: float | None, other: float | None) -> str:
+    scores = dict(zip(ROUTES, (account or 0.0, payment or 0.0, other or 0.0), strict=True))
+    return max(scores, key=lambda route: scores[route])
+
+
+def _replay(session: Session, champion_version: str | None, candidate: Any) -> dict[str, Any] | None:
+    """Shadow replay: how often the challenger agrees with the champion on the newest tickets it routed (the
+    champion's own choice: its highest score, whatever an agent set since)."""
+    if champion_version is None:
+        return None
+    rows = session.execute(
+        select(Ticket.subject, Ticket.body, Ticket.score_account, Ticket.score_payment, Ticket.score_other)
+        .where(Ticket.model_version == champion_version, Ticket.score_account.is_not(None))
+        .order_by(Ticket.routed_at.desc())
+        .limit(REPLAY_TICKETS)
+    ).all()
+    if not rows:
+        return None
+    champion_routes = [_top_route(row[2], row[3], row[4]) for row in rows]
+    predictions = candidate.predict([ticket_text(row[0], row[1]) for row in rows])
+    agree = sum(p.route == c for p, c in zip(predictions, champion_routes, strict=True))
+    return {"tickets": len(rows), "agreement": agree / len(rows)}
+
+
+def retrain(
+    settings: Settings,
+    sessions: sessionmaker[Session] | None = None,
+    *,
+    trigger: str = "cli",
+    force: bool = False,
+    options: TrainOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+    holder: str | None = None,
+) -> RetrainOutcome:
+    """Run one retrain under the `retrain` lease; returns what was decided and why (never raises for a busy lock)."""
+    engine = None
+    if sessions is None:
+        engine = make_engine(settings.database_url)
+        sessions = make_session_factory(engine)
+    try:
+        lease = registry.Lease(sessions, registry.RETRAIN_LEASE, settings.retrain.lease_seconds, holder)
+        if not lease.acquire():
+            with sessions() as session:
+                state = registry.lease_state(session)
+            held = f" by {state.holder} since {state.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if state else ""
+            return RetrainOutcome("skipped", f"another retrain is running{held}", trigger)
+        try:
+            with lease.kept_alive():
+                return _retrain(settings, sessions, lease, trigger, force, options, progress)
+        finally:
+            lease.release()
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _say(progress: Callable[[str], None] | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+    log.info("%s", message)
+
+
+def _retrain(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    lease: registry.Lease,
+    trigger: str,
+    force: bool,
+    options: TrainOptions | None,
+    progress: Callable[[str], None] | None,
+) -> RetrainOutcome:
+    from core.predictor import Predictor
+    from training import plots
+    from training.train import train
+
+    started = time.monotonic()
+    seconds: dict[str, float] = {}
+    model_dir = settings.model_dir
+    champion_version = registry.sync(sessions, model_dir)
+    with sessions() as session:
+        data = build_data(session, settings, load_corpus(settings))
+    base = options or TrainOptions(epochs=settings.retrain.epochs, validation_fraction=INNER_VALIDATION)
+    train_options = replace(base, sample_weights={**data.weights, **base.sample_weights})
+    fingerprint = input_hash(data, train_options)
+    train_counts = {"by_route": data.by_route(), "by_source": data.by_source, "rows": len(data.train),
+                    "input_hash": fingerprint}
+    seconds["data"] = round(time.monotonic() - started, 1)
+    _say(progress, f"retrain ({trigger}): {len(data.train)} training rows {data.by_source}, "
+                   f"{len(data.eval_texts)} evaluation rows; champion {champion_version}")
+
+    if not force:
+        with sessions() as session:
+            for row in registry.versions(session):
+                same = row.train_counts.get("input_hash") == fingerprint
+                if same and (row.version == champion_version or row.compared_with == champion_version):
+                    reason = (f"nothing new to learn: the training data and options are the same as for {row.version} "
+                              f"({row.status}), already compared with the champion {champion_version}")
+                    return RetrainOutcome("unchanged", reason, trigger, champion_version=champion_version,
+                                          champion_after=champion_version, train_counts=train_counts,
+                                          seconds=seconds)
+
+    mark = time.monotonic()
+    result = train(data.train, model_dir, train_options, progress=progress, make_current=False, trigger=trigger)
+    seconds["train"] = round(time.monotonic() - mark, 1)
+    registry.register_candidate(sessions, result.meta, trigger, train_counts)
+
+    try:
+        mark = time.monotonic()
+        gold, parts = data.eval_routes, data.eval_parts
+        candidate = Predictor(result.path, warm_up=False)
+        evaluation: dict[str, Any] = {
+            "eval_set": {"n": len(gold), "hash": data.eval_hash, "corpus": parts.count("corpus"),
+                         "corrections": parts.count("corrections")},
+            "candidate": _part_scores(gold, parts, candidate.probabilities(data.eval_texts)),
+            "champion": None,
+        }
+        champion_path = model_dir / champion_version if champion_version else None
+        if champion_path is not None and (champion_path / "meta.json").is_file():
+            champion = Predictor(champion_path, warm_up=False)
+            evaluation["champion"] = _part_scores(gold, parts, champion.probabilities(data.eval_texts))
+            del champion
+        with sessions() as session:
+            evaluation["replay"] = _replay(session, champion_version, candidate)
+        plots.confusion(evaluation["candidate"], result.path / "evaluation.png",
+                        title=f"Evaluation set ({len(gold)} rows), this version")
+        del candidate
+        registry.record_evaluation(sessions, result.version, evaluation, champion_version)
+        seconds["evaluate"] = round(time.monotonic() - mark, 1)
+
+        new = evaluation["candidate"]["macro_f1"]
+        old = evaluation["champion"]["macro_f1"] if evaluation["champion"] else None
+        margin = settings.retrain.min_gain
+        where = (f"on {len(gold)} evaluation rows ({parts.count('corpus')} corpus, "
+                 f"{parts.count('corrections')} held-out corrections)")
+        outcome = RetrainOutcome("rejected", "", trigger, version=result.version, champion_version=champion_version,
+                                 candidate_macro_f1=new, champion_macro_f1=old, champion_after=champion_version,
+                                 train_counts=train_counts, evaluation=evaluation, seconds=seconds)
+        if old is None:
+            outcome.decision = "promoted"
+            outcome.reason = f"promoted: no champion to compare with; macro-F1 {new:.4f} {where}"
+        elif new - old > margin:
+            outcome.decision = "promoted"
+            outcome.reason = (f"promoted: macro-F1 {new:.4f} vs {old:.4f} for the champion {champion_version} "
+                              f"(+{new - old:.4f} > margin {margin:g}) {where}")
+        else:
+            outcome.reason = (f"rejected: macro-F1 {new:.4f} vs {old:.4f} for the champion {champion_version} "
+                              f"({new - old:+.4f}, needed > {margin:+g}) {where}")
+        if outcome.decision == "promoted":
+            try:
+                registry.promote(sessions, model_dir, result.version, outcome.reason, champion_version, lease)
+                outcome.champion_after = result.version
+            except registry.RegistryError as exc:
+                outcome.decision = "rejected"
+                outcome.reason = f"rejected: {exc} ({outcome.reason})"
+        if outcome.decision == "rejected":
+            registry.reject(sessions, result.version, outcome.reason)
+    except BaseException as exc:
+        # Never leave a version undecided: whatever broke, it is not promoted.
+        with contextlib.suppress(Exception):
+            registry.reject(sessions, result.version,
+                            f"rejected: the evaluation failed ({type(exc).__name__}: {exc})")
+        raise
+    seconds["total"] = round(time.monotonic() - started, 1)
+    _say(progress, f"{outcome.reason} [{seconds['total']} s]")
+    return outcome
