@@ -106,6 +106,11 @@ def fetch(app: Flask, model: type, **where: object) -> list:
         return list(session.scalars(query.order_by(model.id)))  # type: ignore[attr-defined]
 
 
+def visible_text(html: str) -> str:
+    """What a person reads on the page: tags dropped, white space collapsed (entities left escaped)."""
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
 def ticket_row(app: Flask, ticket_id: uuid.UUID) -> Ticket:
     with app.extensions["furiwake"].session_factory() as session:
         ticket = session.get(Ticket, ticket_id)
