@@ -1,0 +1,67 @@
+"""Form posts (SendGrid, Mailgun) read as raw bytes per field.
+
+Flask's request.form decodes every field as UTF-8 and caps text fields at 500 kB; SendGrid sends each field in the
+mail's own charset (named in its `charsets` field) and HTML bodies can be larger. So the body is parsed here with
+the stdlib MIME parser, which keeps each field's bytes as sent, tolerates non-UTF-8 part headers (a Shift_JIS
+attachment name must not sink the mail), and lets attachments be counted without being kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
+from email.utils import collapse_rfc2231_value
+from urllib.parse import parse_qsl
+
+from flask import Request
+
+from api.email.message import MailRejected
+
+
+@dataclass
+class Form:
+    fields: dict[str, bytes] = field(default_factory=dict)
+    files: int = 0  # file parts seen (attachments); their contents are dropped
+
+    def get(self, name: str) -> bytes | None:
+        return self.fields.get(name)
+
+    def text(self, name: str) -> str:
+        """A field the provider sends as UTF-8 (Mailgun: everything; SendGrid: envelope, charsets, counts)."""
+        return (self.fields.get(name) or b"").decode("utf-8", "replace").strip()
+
+
+def read_form(request: Request) -> Form:
+    """The posted form; MailRejected if the body is neither multipart/form-data nor URL-encoded."""
+    body = request.get_data(cache=False)
+    if request.mimetype == "application/x-www-form-urlencoded":
+        # latin-1 maps every byte to one code point, so the percent-decoded bytes come back unchanged.
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+        form = Form()
+        for name, value in pairs:
+            form.fields.setdefault(name, value.encode("latin-1"))
+        return form
+    if request.mimetype != "multipart/form-data":
+        raise MailRejected(f"expected form data, got {request.mimetype or 'no Content-Type'}")
+    boundary = request.mimetype_params.get("boundary", "")
+    if not boundary:
+        raise MailRejected("multipart/form-data without a boundary")
+    envelope = f'Content-Type: multipart/form-data; boundary="{boundary}"\r\n\r\n'.encode("ascii", "replace")
+    message = BytesParser(policy=compat32).parsebytes(envelope + body)
+    parts = message.get_payload()
+    if not message.is_multipart() or not isinstance(parts, list):
+        raise MailRejected("malformed multipart/form-data")
+    form = Form()
+    for part in parts:
+        if not isinstance(part, Message):
+            continue
+        param = part.get_param("name", header="content-disposition")
+        if part.get_filename() is not None:
+            form.files += 1
+        elif param is not None:
+            payload = part.get_payload(decode=True)
+            name = collapse_rfc2231_value(param)
+            form.fields.setdefault(name, payload if isinstance(payload, bytes) else b"")
+    return form

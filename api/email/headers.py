@@ -1,0 +1,86 @@
+"""Header values → text: RFC 2047 encoded words in any charset, raw 8-bit headers, addresses, Message-IDs."""
+
+from __future__ import annotations
+
+import re
+from email.header import Header, decode_header
+from email.utils import getaddresses, parseaddr
+
+from api.email.charsets import Decoded, Undecodable, decode_bytes
+
+_FOLDING = re.compile(r"[ \t]*[\r\n]+[ \t]*")
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+
+
+def decode_header_value(value: str | Header | None) -> tuple[str, list[str]]:
+    """One header → (one line of text, notes on charset fallbacks).
+
+    email.header.decode_header splits encoded words from plain runs; each run is then read with our fallbacks,
+    so an encoded word labelled Shift_JIS that is really cp932, or raw Shift_JIS bytes in a header (the parser
+    hands them over as surrogates or as an unknown-8bit Header), still come out as text.
+    """
+    if value is None:
+        return "", []
+    notes: list[str] = []
+    try:
+        chunks = decode_header(value)
+    except Exception:  # noqa: BLE001 - a malformed encoded word: keep the header as it came
+        chunks = [(str(value), None)]
+    pieces: list[str] = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            if not any("\udc80" <= ch <= "\udcff" for ch in chunk):
+                pieces.append(chunk)
+                continue
+            chunk, charset = chunk.encode("ascii", "surrogateescape"), None
+        try:
+            decoded = decode_bytes(chunk, charset)
+        except Undecodable:
+            decoded = Decoded(chunk.decode("utf-8", "replace"), "utf-8", f"header charset {charset} unreadable")
+        pieces.append(decoded.text)
+        if decoded.note:
+            notes.append("header: " + decoded.note)
+    return _FOLDING.sub(" ", "".join(pieces)).strip(), notes
+
+
+def raw_header(value: str | Header | None) -> str:
+    """The header as a str with its encoded words still encoded (raw 8-bit bytes decoded), for address parsing."""
+    if value is None:
+        return ""
+    if isinstance(value, Header):
+        return decode_header_value(value)[0]
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        return decode_header_value(value)[0]
+    return _FOLDING.sub(" ", value).strip()
+
+
+def parse_address(value: str | Header | None) -> tuple[str | None, str | None, list[str]]:
+    """`"=?ISO-2022-JP?B?...?=" <taro@example.jp>` → (display name, address, notes).
+
+    The address is split off before the name is decoded, so a decoded name holding a comma or angle bracket
+    cannot confuse the split.
+    """
+    name, address = parseaddr(raw_header(value))
+    display, notes = decode_header_value(name) if name else ("", [])
+    address = address.strip()
+    if "@" not in address or any(ch.isspace() for ch in address) or len(address) > 320:
+        return display or None, None, notes
+    return display or None, address, notes
+
+
+def first_address(*values: str | Header | None) -> str | None:
+    """The first mailbox address among header values (To, Delivered-To, ...), lowercased."""
+    for value in values:
+        for _name, address in getaddresses([raw_header(value)]):
+            if "@" in address:
+                return address.strip().lower()
+    return None
+
+
+def message_id(value: str | Header | None) -> str | None:
+    """`<id@host>` from a Message-ID header (first bracketed token), or the bare value if it has no brackets."""
+    text = raw_header(value)
+    if not text:
+        return None
+    match = _MESSAGE_ID.search(text)
+    return match.group(0) if match else text.split()[0]

@@ -1,0 +1,31 @@
+"""What every provider's payload is turned into, so one intake path serves SendGrid, Mailgun, Postmark and raw MIME."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class InboundMail:
+    """One received e-mail, decoded to text; attachments only counted (tickets hold words, not files)."""
+
+    provider: str
+    sender_email: str | None = None
+    sender_name: str | None = None
+    recipient: str | None = None
+    subject: str | None = None
+    text: str | None = None  # the text/plain body, decoded
+    html: str | None = None  # the text/html body, decoded; used when there is no plain text
+    message_id: str | None = None
+    date: str | None = None
+    attachments: int = 0
+    notes: list[str] = field(default_factory=list)  # how the mail was read: charset fallbacks, MIME defects
+
+
+class MailRejected(Exception):
+    """The mail cannot become a ticket; `reason` is recorded and answered, and the provider must not retry."""
+
+    def __init__(self, reason: str, mail: InboundMail | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.mail = mail

@@ -1,0 +1,159 @@
+"""Each provider's payload → InboundMail. Field names and shapes follow the providers' inbound documentation.
+
+SendGrid sends fields in the mail's own charsets (its `charsets` field names them); Mailgun and Postmark have
+already decoded to UTF-8. Where a provider offers the raw MIME (SendGrid "send raw", Mailgun's MIME route) the
+raw message is parsed instead, which keeps the original charsets and headers.
+"""
+
+from __future__ import annotations
+
+import json
+from email.parser import HeaderParser
+from email.policy import compat32
+from typing import Any
+
+from api.email.charsets import Undecodable, decode_bytes
+from api.email.formdata import Form
+from api.email.headers import decode_header_value, first_address, message_id, parse_address, raw_header
+from api.email.message import InboundMail, MailRejected
+from api.email.mime import parse_rfc822
+
+
+def sendgrid(form: Form) -> InboundMail:
+    """Inbound Parse: parsed fields (`text`, `html`, `headers`, `charsets`, ...) or, with "send raw", `email`."""
+    envelope = _json_object(form.text("envelope"))
+    to = envelope.get("to")
+    recipient = first_address(*(to if isinstance(to, list) else [str(to or "")]), form.text("to"))
+    raw = form.get("email")
+    if raw:
+        mail = parse_rfc822(raw, "sendgrid", recipient)
+        mail.attachments = max(mail.attachments, form.files)
+        return mail
+    charsets = {str(k).lower(): str(v) for k, v in _json_object(form.text("charsets")).items()}
+    mail = InboundMail("sendgrid", recipient=recipient)
+
+    def field(name: str) -> str | None:
+        data = form.get(name)
+        if not data:
+            return None
+        try:
+            decoded = decode_bytes(data, charsets.get(name, "utf-8"))
+        except Undecodable as exc:
+            raise MailRejected(f"undecodable {name}: {exc}", mail) from None
+        if decoded.note:
+            mail.notes.append(f"{name}: {decoded.note}")
+        return decoded.text.replace("\r\n", "\n")
+
+    headers = HeaderParser(policy=compat32).parsestr(field("headers") or "")
+    _fill_from_headers(mail, field("from") or raw_header(headers.get("From")), field("subject"))
+    mail.text, mail.html = field("text"), field("html")
+    mail.message_id = message_id(headers.get("Message-ID"))
+    mail.date = raw_header(headers.get("Date")) or None
+    mail.attachments = _count(form.text("attachments"), form.files)
+    return mail
+
+
+def mailgun(form: Form) -> InboundMail:
+    """Route forward: `body-plain`, `body-html`, `message-headers` ([[name, value], ...]) ...; or `body-mime`."""
+    recipient = first_address(form.text("recipient"))
+    raw = form.get("body-mime")
+    if raw:
+        mail = parse_rfc822(raw, "mailgun", recipient)
+        mail.attachments = max(mail.attachments, form.files)
+        return mail
+    mail = InboundMail("mailgun", recipient=recipient)
+    headers = _header_pairs(form.text("message-headers"))
+    _fill_from_headers(mail, form.text("from") or form.text("sender"), form.text("subject"))
+    mail.text = _utf8(form, "body-plain") or _utf8(form, "stripped-text")
+    mail.html = _utf8(form, "body-html")
+    mail.message_id = message_id(headers.get("message-id"))
+    mail.date = headers.get("date")
+    mail.attachments = _count(form.text("attachment-count"), form.files)
+    return mail
+
+
+def postmark(body: bytes) -> InboundMail:
+    """Inbound webhook JSON: `FromFull`, `Subject`, `TextBody`, `HtmlBody`, `Headers` [{Name, Value}], ..."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MailRejected("payload is not UTF-8 JSON") from None
+    if not isinstance(payload, dict):
+        raise MailRejected("payload is not a JSON object")
+    return _postmark_mail(payload)
+
+
+def _postmark_mail(payload: dict[str, Any]) -> InboundMail:
+    headers: dict[str, str] = {}
+    for header in _list(payload.get("Headers")):
+        if isinstance(header, dict):
+            headers.setdefault(str(header.get("Name", "")).lower(), str(header.get("Value", "")))
+    full = _dict(payload.get("FromFull"))
+    to_full = _list(payload.get("ToFull"))
+    mail = InboundMail(
+        "postmark",
+        recipient=first_address(
+            _str(payload.get("OriginalRecipient")),
+            *(_str(t.get("Email")) for t in to_full if isinstance(t, dict)),
+            _str(payload.get("To")),
+        ),
+    )
+    _fill_from_headers(mail, _str(payload.get("From")), _str(payload.get("Subject")))
+    if "@" in _str(full.get("Email")):  # FromFull is already split; the From string is the fallback
+        mail.sender_email, mail.sender_name = _str(full.get("Email")), _str(full.get("Name")) or mail.sender_name
+    mail.text = _str(payload.get("TextBody")) or _str(payload.get("StrippedTextReply"))
+    mail.html = _str(payload.get("HtmlBody"))
+    mail.message_id = message_id(headers.get("message-id"))
+    mail.date = _str(payload.get("Date")) or headers.get("date")
+    mail.attachments = len(_list(payload.get("Attachments")))
+    return mail
+
+
+def _fill_from_headers(mail: InboundMail, from_value: str | None, subject: str | None) -> None:
+    """From and Subject as the provider passed them; still RFC 2047-decoded, in case they arrive encoded."""
+    mail.sender_name, mail.sender_email, notes = parse_address(from_value)
+    text, subject_notes = decode_header_value(subject)
+    mail.subject = text or None
+    mail.notes.extend(notes + subject_notes)
+
+
+def _utf8(form: Form, name: str) -> str | None:
+    data = form.get(name)
+    return data.decode("utf-8", "replace").replace("\r\n", "\n") if data else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _count(declared: str, seen: int) -> int:
+    return int(declared) if declared.isdigit() else seen
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except (ValueError, RecursionError):
+        return {}
+    return _dict(value)
+
+
+def _header_pairs(text: str) -> dict[str, str]:
+    """Mailgun's message-headers, lower-cased names, first occurrence wins."""
+    try:
+        pairs = json.loads(text) if text else []
+    except (ValueError, RecursionError):
+        return {}
+    headers: dict[str, str] = {}
+    for pair in pairs if isinstance(pairs, list) else []:
+        if isinstance(pair, list) and len(pair) == 2:
+            headers.setdefault(str(pair[0]).lower(), str(pair[1]))
+    return headers
