@@ -1,0 +1,347 @@
+"""The model registry and the retrain's data, on real SQLite and PostgreSQL (no TensorFlow: artifacts are stubs).
+
+One champion enforced by the database; CURRENT kept equal to it; rollback walks back in time; the retrain lease
+lets one holder in and outlives a crashed one by a lease period only; the training and evaluation sets are built
+as docs/retraining.md says.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from core.artifacts import current_version, set_current
+from core.config import ConfigError, RetrainSettings, Settings
+from core.db import make_engine, make_session_factory
+from core.models import Correction, JobLease, ModelVersion, Ticket, utcnow
+from training import registry
+from training.datasets import Dataset, Example
+
+both = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+
+
+@pytest.fixture
+def sessions(request, backend):
+    url = request.getfixturevalue(f"{backend}_url")
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def fake_version(model_dir: Path, version: str, macro_f1: float = 0.8) -> str:
+    """A version directory as train() leaves it, minus the real model (the registry only checks the files)."""
+    path = model_dir / version
+    path.mkdir(parents=True)
+    (path / "model.keras").write_bytes(b"stub")
+    meta = {"version": version, "created_at": utcnow().isoformat(), "data_hash": "abc",
+            "counts": {"rows": 100, "validation": 20, "train_by_route": {"Account": 30, "Payment": 30, "Other": 20}},
+            "metrics": {"validation": {"accuracy": macro_f1, "macro_f1": macro_f1, "n": 20}}}
+    (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    return version
+
+
+def candidate(sessions, model_dir: Path, version: str) -> str:
+    fake_version(model_dir, version)
+    from core.artifacts import read_meta
+
+    registry.register_candidate(sessions, read_meta(model_dir / version), "cli", {"input_hash": version})
+    return version
+
+
+def statuses(sessions) -> dict[str, str]:
+    with sessions() as session:
+        return {row.version: row.status for row in registry.versions(session)}
+
+
+@both
+def test_the_database_allows_one_champion_only(sessions):
+    with sessions() as session, session.begin():
+        session.add(ModelVersion(version="a", status="champion", trigger="initial", train_counts={}, metrics={}))
+    with pytest.raises(IntegrityError), sessions() as session, session.begin():
+        session.add(ModelVersion(version="b", status="champion", trigger="cli", train_counts={}, metrics={}))
+    with sessions() as session, session.begin():  # any number of the other statuses
+        for name, status in (("c", "retired"), ("d", "retired"), ("e", "rejected"), ("f", "candidate")):
+            session.add(ModelVersion(version=name, status=status, trigger="cli", train_counts={}, metrics={}))
+    with pytest.raises(IntegrityError), sessions() as session, session.begin():
+        session.execute(update(ModelVersion).where(ModelVersion.version == "c").values(status="champion"))
+    assert statuses(sessions)["a"] == "champion"
+
+
+@both
+def test_first_use_registers_current_as_the_initial_champion(sessions, tmp_path):
+    model_dir = tmp_path / "models"
+    assert registry.sync(sessions, model_dir) is None  # nothing anywhere: nothing to do
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    assert registry.sync(sessions, model_dir) == "v0"
+    with sessions() as session:
+        row = registry.champion(session)
+    assert row is not None and row.trigger == "initial" and row.promoted_at is not None
+    assert row.train_counts["by_route"] == {"Account": 30, "Payment": 30, "Other": 20}
+    assert row.metrics["validation"]["macro_f1"] == 0.8
+    assert registry.sync(sessions, model_dir) == "v0" and len(statuses(sessions)) == 1  # idempotent
+
+
+@both
+def test_sync_adopts_a_hand_trained_current_and_otherwise_the_database_wins(sessions, tmp_path):
+    model_dir = tmp_path / "models"
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    registry.sync(sessions, model_dir)
+    set_current(model_dir, fake_version(model_dir, "v1"))  # `furiwake train` made a new version current
+    assert registry.sync(sessions, model_dir) == "v1"
+    assert statuses(sessions) == {"v0": "retired", "v1": "champion"}
+    with sessions() as session:
+        assert registry.champion(session).trigger == "cli"  # type: ignore[union-attr]
+    set_current(model_dir, "v0")  # a known version, not the champion (say a crash before a commit)
+    assert registry.sync(sessions, model_dir) == "v1"
+    assert current_version(model_dir) == "v1"
+    (model_dir / "CURRENT").unlink()
+    assert registry.sync(sessions, model_dir) == "v1" and current_version(model_dir) == "v1"
+
+
+@both
+def test_promote_checks_the_champion_it_was_compared_with(sessions, tmp_path):
+    model_dir = tmp_path / "models"
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    registry.sync(sessions, model_dir)
+    candidate(sessions, model_dir, "v1")
+    with pytest.raises(registry.ChampionChanged):
+        registry.promote(sessions, model_dir, "v1", "better", expected_champion="someone-else")
+    assert current_version(model_dir) == "v0" and statuses(sessions)["v1"] == "candidate"
+    assert registry.promote(sessions, model_dir, "v1", "better", expected_champion="v0") == ("v0", "v1")
+    assert current_version(model_dir) == "v1"
+    assert statuses(sessions) == {"v0": "retired", "v1": "champion"}
+    with sessions() as session:
+        row = session.get(ModelVersion, "v1")
+        assert row is not None and row.previous_champion == "v0" and row.reason == "better"
+
+
+@both
+def test_promotion_needs_the_lease_still_held(sessions, tmp_path):
+    model_dir = tmp_path / "models"
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    registry.sync(sessions, model_dir)
+    candidate(sessions, model_dir, "v1")
+    lease = registry.Lease(sessions, registry.RETRAIN_LEASE, 60, holder="stalled")
+    assert lease.acquire()
+    with sessions() as session, session.begin():  # it expired and another trainer took it over
+        session.execute(update(JobLease).where(JobLease.name == registry.RETRAIN_LEASE).values(holder="other"))
+    with pytest.raises(registry.RegistryError, match="lease was lost"):
+        registry.promote(sessions, model_dir, "v1", "better", expected_champion="v0", lease=lease)
+    assert current_version(model_dir) == "v0"
+
+
+@both
+def test_rollback_walks_back_through_the_champions_and_to_any_version(sessions, tmp_path):
+    model_dir = tmp_path / "models"
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    registry.sync(sessions, model_dir)
+    for previous, version in (("v0", "v1"), ("v1", "v2")):
+        candidate(sessions, model_dir, version)
+        registry.promote(sessions, model_dir, version, "better", expected_champion=previous)
+    assert registry.rollback(sessions, model_dir) == ("v2", "v1")
+    assert current_version(model_dir) == "v1"
+    assert registry.rollback(sessions, model_dir) == ("v1", "v0")  # further back, not back to v2
+    assert current_version(model_dir) == "v0"
+    with pytest.raises(registry.RegistryError, match="--to"):
+        registry.rollback(sessions, model_dir)
+    assert registry.rollback(sessions, model_dir, to="v2", actor="hana@example.jp") == ("v0", "v2")
+    assert statuses(sessions) == {"v0": "retired", "v1": "retired", "v2": "champion"}
+    with sessions() as session:
+        reason = session.get(ModelVersion, "v2").reason  # type: ignore[union-attr]
+    assert "made champion again by hana@example.jp" in reason
+    with pytest.raises(registry.RegistryError, match="already the champion"):
+        registry.rollback(sessions, model_dir, to="v2")
+    with pytest.raises(registry.RegistryError, match="not a registered version"):
+        registry.rollback(sessions, model_dir, to="nope")
+    assert current_version(model_dir) == "v2"
+
+
+@both
+def test_lease_one_holder_at_a_time_and_a_crashed_holder_expires(sessions):
+    first = registry.Lease(sessions, registry.RETRAIN_LEASE, 60, holder="first")
+    second = registry.Lease(sessions, registry.RETRAIN_LEASE, 60, holder="second")
+    assert first.acquire() and not second.acquire()
+    with sessions() as session:
+        state = registry.lease_state(session)
+    assert state is not None and state.holder == "first"
+    first.release()
+    assert second.acquire()
+    # "second" crashes without releasing: nobody gets in until its lease expires
+    assert not first.acquire()
+    with sessions() as session, session.begin():
+        session.execute(update(JobLease).where(JobLease.name == registry.RETRAIN_LEASE)
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+    with sessions() as session:
+        assert registry.lease_state(session) is None
+    assert first.acquire()
+    assert not second.renew()  # the crashed holder cannot come back and think it still holds it
+    first.release()
+
+
+@both
+def test_racing_acquirers_get_exactly_one_lease(sessions):
+    barrier = threading.Barrier(6)
+    won: list[str] = []
+
+    def race(name: str) -> None:
+        lease = registry.Lease(sessions, "race", 60, holder=name)
+        barrier.wait()
+        if lease.acquire():
+            won.append(name)
+
+    threads = [threading.Thread(target=race, args=(f"t{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+
+
+@both
+def test_a_kept_alive_lease_outlives_its_period(sessions):
+    lease = registry.Lease(sessions, registry.RETRAIN_LEASE, 1.0, holder="busy")
+    assert lease.acquire()
+    with lease.kept_alive():
+        time.sleep(1.8)
+        assert not registry.Lease(sessions, registry.RETRAIN_LEASE, 1.0, holder="other").acquire()
+    assert not lease.lost
+    lease.release()
+
+
+@both
+def test_override_rate_counts_re_routes_not_confirmations(sessions):
+    with sessions() as session, session.begin():
+        tickets = [Ticket(channel="api", body=f"t{i}", status="routed", route="Other", model_version="v1")
+                   for i in range(4)] + [Ticket(channel="api", body="x", status="routed", route="Account",
+                                                model_version="v2")]
+        session.add_all(tickets)
+        session.flush()
+        session.add(Correction(ticket_id=tickets[0].id, predicted_route="Other", corrected_route="Payment"))
+        session.add(Correction(ticket_id=tickets[0].id, predicted_route="Other", corrected_route="Account"))
+        session.add(Correction(ticket_id=tickets[1].id, predicted_route="Other", corrected_route="Other"))
+    with sessions() as session:
+        rates = registry.override_rates(session)
+    assert rates["v1"].routed == 4 and rates["v1"].corrected == 1 and rates["v1"].rate == 0.25
+    assert rates["v2"].rate == 0.0
+
+
+# --- the retrain's data -------------------------------------------------------------------------------------------
+
+def _corpus(n_per_route: int = 30) -> Dataset:
+    return Dataset([Example(f"{route} corpus text number {i}", route, f"{route} - Cat", f"c:{i}")
+                    for route in ("Account", "Payment", "Other") for i in range(n_per_route)])
+
+
+def _ticket(session, body: str, route: str, status: str = "routed") -> Ticket:
+    ticket = Ticket(channel="api", body=body, status=status, route=route, model_version="v1",
+                    score_account=0.1, score_payment=0.1, score_other=0.8)
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+@both
+def test_training_and_evaluation_sets(sessions, make_settings):
+    from training.retrain import CORRECTION, RESOLVED, build_data, corpus_split, holdout_bucket
+
+    corpus = _corpus()
+    settings = make_settings(retrain=RetrainSettings(holdout_percent=50, eval_corrections=3))
+    with sessions() as session, session.begin():
+        corrected = [_ticket(session, f"corrected ticket {i}", "Other") for i in range(12)]
+        for i, ticket in enumerate(corrected):
+            session.add(Correction(ticket_id=ticket.id, predicted_route="Other", corrected_route="Payment",
+                                   created_at=utcnow() - timedelta(minutes=60 - i)))
+        # a later change of mind wins
+        session.add(Correction(ticket_id=corrected[0].id, predicted_route="Other", corrected_route="Account",
+                               created_at=utcnow()))
+        # an agent corrects a text the corpus labels otherwise: the correction wins
+        clash = _ticket(session, "Other corpus text number 1", "Other")
+        session.add(Correction(ticket_id=clash.id, predicted_route="Other", corrected_route="Account"))
+        confirmed = _ticket(session, "resolved and never corrected", "Payment", status="resolved")
+        both_ways = _ticket(session, "resolved after a correction", "Other", status="resolved")
+        session.add(Correction(ticket_id=both_ways.id, predicted_route="Other", corrected_route="Payment"))
+        _ticket(session, "still open, not a label", "Other")
+    with sessions() as session:
+        data = build_data(session, settings, corpus)
+
+    held = {str(t.id) for t in [*corrected, clash, both_ways] if holdout_bucket(str(t.id)) < 50}
+    trained = {e.source.split(":", 1)[1] for e in data.train.examples if e.category == CORRECTION}
+    assert trained.isdisjoint(held) and trained  # held-out tickets never train
+    eval_corrections = [t for t, p in zip(data.eval_texts, data.eval_parts, strict=True) if p == "corrections"]
+    assert 0 < len(eval_corrections) <= 3
+    assert set(data.eval_texts).isdisjoint(e.text for e in data.train.examples)
+    labels = {e.text: e.route for e in data.train.examples}
+    assert labels.get("resolved and never corrected") == "Payment"
+    assert [e.category for e in data.train.examples if e.text == "resolved and never corrected"] == [RESOLVED]
+    assert "still open, not a label" not in labels
+    if str(corrected[0].id) not in held:
+        assert labels["corrected ticket 0"] == "Account"
+    if str(clash.id) not in held:
+        assert labels["Other corpus text number 1"] == "Account"
+    if str(both_ways.id) not in held:
+        assert labels["resolved after a correction"] == "Payment"
+    # the corpus part of the evaluation set is train()'s own validation split of the corpus
+    _, corpus_eval = corpus_split(corpus)
+    assert {t for t, p in zip(data.eval_texts, data.eval_parts, strict=True) if p == "corpus"} <= set(corpus_eval.texts)
+    assert len(corpus_eval) == 18
+    assert data.by_source["resolved"] == 1 and data.weights[CORRECTION] == settings.retrain.weight_correction
+
+
+def test_holdout_is_fixed_per_ticket():
+    from training.retrain import holdout_bucket
+
+    ids = [str(uuid.UUID(int=i)) for i in range(2000)]
+    assert [holdout_bucket(i) for i in ids] == [holdout_bucket(i) for i in ids]
+    share = sum(holdout_bucket(i) < 20 for i in ids) / len(ids)
+    assert 0.15 < share < 0.25
+
+
+@both
+def test_retrain_is_skipped_while_another_holds_the_lease(sessions, make_settings):
+    from training.retrain import retrain
+
+    other = registry.Lease(sessions, registry.RETRAIN_LEASE, 600, holder="trainer@elsewhere")
+    assert other.acquire()
+    outcome = retrain(make_settings(), sessions, trigger="button")
+    assert outcome.decision == "skipped" and "trainer@elsewhere" in outcome.reason
+    assert outcome.version is None
+
+
+# --- configuration and schedule -------------------------------------------------------------------------------
+
+def test_retrain_settings_from_the_environment():
+    settings = Settings.from_env({"RETRAIN_SCHEDULE": "30 2 * * 1-5", "RETRAIN_MIN_GAIN": "0.01",
+                                  "RETRAIN_WEIGHT_CORRECTION": "3", "RETRAIN_HOLDOUT_PERCENT": "10"})
+    assert settings.retrain.schedule == "30 2 * * 1-5" and settings.retrain.min_gain == 0.01
+    assert settings.retrain.weight_correction == 3.0 and settings.retrain.holdout_percent == 10
+    assert Settings.from_env({}).retrain == RetrainSettings()
+    for env, name in (({"RETRAIN_SCHEDULE": "nightly"}, "RETRAIN_SCHEDULE"),
+                      ({"RETRAIN_MIN_GAIN": "lots"}, "RETRAIN_MIN_GAIN"),
+                      ({"RETRAIN_WEIGHT_RESOLVED": "-1"}, "RETRAIN_WEIGHT_RESOLVED"),
+                      ({"RETRAIN_HOLDOUT_PERCENT": "95"}, "RETRAIN_HOLDOUT_PERCENT")):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env(env)
+
+
+def test_beat_runs_the_retrain_nightly_on_the_training_queue():
+    from core.queue import RETRAIN_TASK, TRAINING_QUEUE, make_celery
+
+    app = make_celery(Settings.from_env({"BROKER_URL": "redis://127.0.0.1:6390/0"}))
+    entry = app.conf.beat_schedule["retrain-nightly"]
+    assert entry["task"] == RETRAIN_TASK and entry["options"]["queue"] == TRAINING_QUEUE
+    assert entry["kwargs"] == {"trigger": "schedule"}
+    assert app.conf.timezone == "Asia/Tokyo"
+    schedule = entry["schedule"]
+    assert schedule.hour == {3} and schedule.minute == {0}
+    assert app.conf.task_routes[RETRAIN_TASK] == {"queue": TRAINING_QUEUE}
+    assert "sweep-stale-tickets" in app.conf.beat_schedule
+    off = make_celery(Settings.from_env({"BROKER_URL": "redis://127.0.0.1:6390/0", "RETRAIN_SCHEDULE": "off"}))
+    assert "retrain-nightly" not in off.conf.beat_schedule

@@ -1,0 +1,152 @@
+"""Real retrains (tiny: a 400-ticket slice, a few epochs) against real databases.
+
+Corrections injected → retrain → the challenger learnt them → promoted; a deliberately worse challenger is
+rejected (after a crashed trainer's lease expired); two retrains started at once → one runs, the other is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from core.artifacts import current_version
+from core.db import make_engine, make_session_factory
+from core.models import JobLease, ModelVersion, utcnow
+from tests.training import retrain_support as support
+from training import registry
+
+pytestmark = pytest.mark.slow
+both = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+
+
+@pytest.fixture
+def database_url(request, backend):
+    return request.getfixturevalue(f"{backend}_url")
+
+
+@pytest.fixture
+def sessions(database_url):
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(make_settings, database_url):
+    built = make_settings(database_url=database_url)
+    return replace(built, retrain=replace(built.retrain, corpus=support.tiny_corpus()))
+
+
+def _routes(model_dir, version, texts):
+    from core.predictor import Predictor
+
+    return [p.route for p in Predictor(model_dir / version, warm_up=False).predict(texts)]
+
+
+@both
+def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, sessions):
+    from training.retrain import holdout_bucket, retrain
+
+    v1 = support.champion_into(settings.model_dir)
+    texts = support.drift_texts(100)
+    ids = support.add_corrections(sessions, texts, v1)
+
+    outcome = retrain(settings, sessions, trigger="cli", options=support.train_options())
+
+    assert outcome.decision == "promoted", outcome.reason
+    v2 = outcome.version
+    assert v2 and v2 != v1 and outcome.champion_version == v1 and outcome.champion_after == v2
+    assert outcome.candidate_macro_f1 > outcome.champion_macro_f1 + settings.retrain.min_gain  # type: ignore[operator]
+    assert current_version(settings.model_dir) == v2  # what the workers follow
+    with sessions() as session:
+        rows = {row.version: row for row in registry.versions(session)}
+    assert (rows[v1].status, rows[v1].trigger, rows[v2].status, rows[v2].trigger) == (
+        "retired", "initial", "champion", "cli")
+    assert rows[v2].previous_champion == v1 and rows[v2].compared_with == v1
+    assert rows[v2].macro_f1 == outcome.candidate_macro_f1 and rows[v2].reason.startswith("promoted: macro-F1")
+    evaluation = rows[v2].metrics["evaluation"]
+    assert evaluation["eval_set"]["corrections"] > 0 and evaluation["eval_set"]["corpus"] > 0
+    assert evaluation["candidate"]["parts"]["corrections"]["accuracy"] > (
+        evaluation["champion"]["parts"]["corrections"]["accuracy"])
+    assert rows[v2].train_counts["by_source"]["corrections"] > 50
+    assert (settings.model_dir / v2 / "evaluation.png").is_file()
+
+    # The corrected examples it trained on, which the old model routed elsewhere, now route the corrected way.
+    trained = [t for t, i in zip(texts, ids, strict=True) if holdout_bucket(str(i)) >= settings.retrain.holdout_percent]
+    missed_before = [t for t, r in zip(trained, _routes(settings.model_dir, v1, trained), strict=True)
+                     if r != "Account"]
+    assert len(missed_before) >= 5
+    now = _routes(settings.model_dir, v2, missed_before)
+    assert now.count("Account") >= 0.9 * len(missed_before), now
+    # ... and so do new tickets of the same kind, never seen by either model.
+    fresh = support.drift_texts(20, offset=100)
+    assert _routes(settings.model_dir, v2, fresh).count("Account") > _routes(settings.model_dir, v1, fresh).count(
+        "Account")
+
+    again = retrain(settings, sessions, trigger="schedule", options=support.train_options())
+    assert again.decision == "unchanged" and v2 in again.reason
+    assert current_version(settings.model_dir) == v2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_worse_challenger_is_rejected_even_after_a_crashed_trainer(settings, sessions):
+    from training.retrain import retrain
+
+    v1 = support.champion_into(settings.model_dir)
+    support.add_corrections(sessions, support.drift_texts(30), v1)
+    crashed = registry.Lease(sessions, registry.RETRAIN_LEASE, 600, holder="trainer-that-crashed")
+    assert crashed.acquire()
+    assert retrain(settings, sessions, options=support.train_options()).decision == "skipped"
+    with sessions() as session, session.begin():  # one lease period later
+        session.execute(update(JobLease).where(JobLease.name == registry.RETRAIN_LEASE)
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+
+    # One epoch at a learning rate far too small: a challenger that has learnt next to nothing.
+    outcome = retrain(settings, sessions, trigger="button",
+                      options=support.train_options(epochs=1, learning_rate=1e-6))
+
+    assert outcome.decision == "rejected", outcome.reason
+    assert outcome.candidate_macro_f1 < outcome.champion_macro_f1  # type: ignore[operator]
+    assert current_version(settings.model_dir) == v1
+    with sessions() as session:
+        row = session.get(ModelVersion, outcome.version)
+        assert row is not None and row.status == "rejected" and row.trigger == "button"
+        assert f"{outcome.candidate_macro_f1:.4f} vs {outcome.champion_macro_f1:.4f}" in (row.reason or "")
+        assert row.macro_f1 == outcome.candidate_macro_f1 and row.champion_macro_f1 == outcome.champion_macro_f1
+        assert registry.champion(session).version == v1  # type: ignore[union-attr]
+        assert registry.lease_state(session) is None  # released
+
+
+@both
+def test_two_retrains_started_at_once_one_runs(settings, database_url):
+    support.champion_into(settings.model_dir)
+    env = {**os.environ, "DATABASE_URL": database_url, "MODEL_DIR": str(settings.model_dir),
+           "FURIWAKE_HOME": str(settings.home), "RETRAIN_CORPUS": str(support.tiny_corpus())}
+    argv = [sys.executable, "-m", "training", "retrain", "--json", "--epochs", "2"]
+    children = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err
+        results.append(json.loads(out))
+    decisions = sorted(r["decision"] for r in results)
+    assert decisions[1] == "skipped" and decisions[0] in ("promoted", "rejected"), results
+    ran = next(r for r in results if r["decision"] != "skipped")
+    assert {"decision", "candidate_macro_f1", "champion_macro_f1", "version", "reason"} <= set(ran)
+    assert isinstance(ran["candidate_macro_f1"], float) and isinstance(ran["champion_macro_f1"], float)
+
+    listed = subprocess.run([sys.executable, "-m", "training", "models", "--json"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    versions = {row["version"]: row for row in json.loads(listed.stdout)}
+    assert len(versions) == 2 and versions[ran["version"]]["status"] == (
+        "champion" if ran["decision"] == "promoted" else "rejected")
+    assert sum(row["status"] == "champion" for row in versions.values()) == 1
