@@ -207,7 +207,7 @@ class ModelVersion(Base):
     """A trained model version (its files: MODEL_DIR/<version>/) and what the registry decided about it.
 
     Exactly one row is the champion, the model workers serve: a partial unique index enforces it on PostgreSQL and
-    SQLite alike, so two racing promotions cannot both win. See training/registry.py and docs/retraining.md.
+    SQLite alike, so two racing promotions cannot both win. See core/registry.py and docs/retraining.md.
     """
 
     __tablename__ = "model_versions"

@@ -118,7 +118,7 @@ def _registry(settings: Settings):  # type: ignore[no-untyped-def]
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     """The registry's versions, newest first, with status, evaluation figures, reason and live override rate."""
-    from training import registry
+    from core import registry
 
     with _registry(settings) as sessions:
         registry.sync(sessions, settings.model_dir)
@@ -163,7 +163,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_model_rollback(args: argparse.Namespace, settings: Settings) -> int:
     """Make the previous champion (or --to VERSION) the champion again; running workers switch within seconds."""
-    from training import registry
+    from core import registry
 
     with _registry(settings) as sessions:
         registry.sync(sessions, settings.model_dir)

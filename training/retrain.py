@@ -2,7 +2,7 @@
 
 Called by `furiwake retrain` (in-process) and by the `furiwake.retrain` Celery task on the `training` queue (beat
 at night, the Models page's button); both run `retrain()`. Only one runs at a time, anywhere: the `retrain` lease
-(training/registry.py) is taken first and renewed while training; a second caller returns `skipped` at once.
+(core/registry.py) is taken first and renewed while training; a second caller returns `skipped` at once.
 
 Training data (the first label of a text wins, so agents' corrections come first):
 1. agents' corrections: the newest correction of each ticket, its corrected route (weight RETRAIN_WEIGHT_CORRECTION),
@@ -38,12 +38,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import registry
 from core.config import Settings
 from core.db import make_engine, make_session_factory
 from core.models import Correction, Ticket
 from core.routes import ROUTES, RouteMap
 from core.text import clean
-from training import registry
 from training.datasets import Dataset, Example, guess_format, load
 from training.train import TrainOptions, split
 from worker.routing import ticket_text

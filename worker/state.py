@@ -52,7 +52,7 @@ class ProcessState:
     def predictor(self):  # type: ignore[no-untyped-def]
         """The current model, reloaded when MODEL_DIR/CURRENT changes; raises NoModelError if none exists yet.
 
-        The registry (training/registry.py) keeps CURRENT equal to the champion, so a promotion or a rollback
+        The registry (core/registry.py) keeps CURRENT equal to the champion, so a promotion or a rollback
         reaches every worker process at its next batch after at most RELOAD_CHECK_SECONDS plus the load itself.
         The new model is loaded and warmed up before it replaces the old one; the batch in hand is routed by the
         model it started with (each ticket records that version). If the new version cannot be loaded, the old

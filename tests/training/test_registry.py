@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from core import registry
 from core.artifacts import current_version, set_current
 from core.config import ConfigError, RetrainSettings, Settings
 from core.db import make_engine, make_session_factory
 from core.models import Correction, JobLease, ModelVersion, Ticket, utcnow
-from training import registry
 from training.datasets import Dataset, Example
 
 both = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -265,7 +265,7 @@ def test_training_and_evaluation_sets(sessions, make_settings):
         # an agent corrects a text the corpus labels otherwise: the correction wins
         clash = _ticket(session, "Other corpus text number 1", "Other")
         session.add(Correction(ticket_id=clash.id, predicted_route="Other", corrected_route="Account"))
-        confirmed = _ticket(session, "resolved and never corrected", "Payment", status="resolved")
+        _ticket(session, "resolved and never corrected", "Payment", status="resolved")
         both_ways = _ticket(session, "resolved after a correction", "Other", status="resolved")
         session.add(Correction(ticket_id=both_ways.id, predicted_route="Other", corrected_route="Payment"))
         _ticket(session, "still open, not a label", "Other")

@@ -16,11 +16,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from core import registry
 from core.artifacts import current_version
 from core.db import make_engine, make_session_factory
 from core.models import JobLease, ModelVersion, utcnow
 from tests.training import retrain_support as support
-from training import registry
 
 pytestmark = pytest.mark.slow
 both = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -15,7 +15,8 @@ Jobs that must run alone (retraining) hold a `Lease`: a row taken by a condition
 job runs, so a trainer that crashed blocks the next retrain for one lease period at most, on PostgreSQL and on the
 embedded SQLite alike.
 
-No TensorFlow and no numpy here: the API's Models page imports this module.
+It lives in core, not training, because the API's Models page (rollback, listing) needs it and the API imports
+nothing from training or worker (tests/api/test_factory.py); it needs no TensorFlow and no numpy.
 """
 
 from __future__ import annotations

@@ -1,0 +1,136 @@
+"""The agents' Models page (/agent/models): every model version side by side, why each was promoted or rejected,
+how often agents re-route what it routed, its training curves and confusion matrices; buttons to retrain now and
+to roll back.
+
+The registry (core/registry.py) does the work; it imports no TensorFlow, so neither does this page. Images are
+served from the version directories under MODEL_DIR, but only for registered versions and only the known file
+names (registry.IMAGES): no path from the request ever reaches the file system unchecked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from werkzeug.security import safe_join
+from werkzeug.wrappers import Response
+
+from api.agents import add_nav_link
+from api.agents.auth import current_agent, login_required
+from api.services import current_services, get_session
+from core import registry
+from core.models import ModelVersion, utcnow
+from core.queue import enqueue_retrain
+from core.routes import ROUTES
+
+bp = Blueprint("models", __name__, url_prefix="/agent/models")
+log = logging.getLogger(__name__)
+
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The agents' pages' headers (api/agents/web.py): customers' data, no framing, no inline code.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    add_nav_link(app, "Models", "models.index")
+
+
+@bp.after_request
+def _protect(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = _CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _rows() -> list[dict[str, object]]:
+    """Every version as registry.as_dict shows it, newest first, after making the registry agree with CURRENT."""
+    services = current_services()
+    try:
+        registry.sync(services.session_factory, services.settings.model_dir)
+    except Exception:  # noqa: BLE001 - a read-only MODEL_DIR must not take the page down
+        log.warning("could not reconcile the registry with %s", services.settings.model_dir, exc_info=True)
+    session = get_session()
+    rates = registry.override_rates(session)
+    model_dir = services.settings.model_dir
+    rows = []
+    for row in registry.versions(session):
+        shown = registry.as_dict(row, rates.get(row.version))
+        shown["images"] = [name for name in registry.IMAGES if (model_dir / row.version / name).is_file()]
+        rows.append(shown)
+    return rows
+
+
+@bp.get("")
+@login_required
+def index() -> str:
+    rows = _rows()
+    champion = next((row for row in rows if row["status"] == "champion"), None)
+    return render_template(
+        "agent/models.html", rows=rows, champion=champion, routes=ROUTES, now=utcnow(),
+        running=registry.lease_state(get_session()), agent=current_agent(),
+    )
+
+
+@bp.get("/versions.json")
+@login_required
+def versions_json() -> Response:
+    return jsonify(_rows())
+
+
+@bp.get("/<version>/<name>")
+@login_required
+def image(version: str, name: str) -> Response:
+    if name not in registry.IMAGES or not _VERSION.match(version):
+        abort(404)
+    if get_session().get(ModelVersion, version) is None:
+        abort(404)
+    path = safe_join(str(current_services().settings.model_dir), version, name)
+    if path is None:
+        abort(404)
+    try:
+        return send_file(path, mimetype="image/png", max_age=0)
+    except FileNotFoundError:
+        abort(404)
+
+
+@bp.post("/retrain")
+@login_required
+def retrain() -> Response:
+    """Ask the trainer for a retrain (the `training` queue); the page shows it running and then its decision."""
+    try:
+        task_id = enqueue_retrain(current_services().celery, trigger="button")
+    except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the agent gets a sentence, not a 500
+        log.warning("retrain not queued: %s: %s", type(exc).__name__, exc)
+        flash("The retrain could not be queued: the message broker is unreachable. Try again shortly.", "error")
+    else:
+        log.info("agent %s queued a retrain (task %s)", current_agent().email, task_id)
+        flash("Retrain queued. The trainer compares the new model with the champion and promotes it only if it is "
+              "better; its decision appears here.", "success")
+    return redirect(url_for("models.index"), code=303)
+
+
+@bp.post("/rollback")
+@login_required
+def rollback() -> Response:
+    """Make the previous champion (or the version named in the form) serve again; workers switch within seconds."""
+    services = current_services()
+    target = request.form.get("to") or None
+    if target is not None and not _VERSION.match(target):
+        abort(400)
+    try:
+        old, new = registry.rollback(services.session_factory, services.settings.model_dir, to=target,
+                                     actor=current_agent().email)
+    except registry.RegistryError as exc:
+        flash(f"Nothing changed: {exc}.", "error")
+    else:
+        log.info("agent %s made %s the champion (was %s)", current_agent().email, new, old)
+        flash(f"{new} is the champion again (was {old}). Workers switch to it within seconds.", "success")
+    return redirect(url_for("models.index"), code=303)

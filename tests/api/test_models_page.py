@@ -1,0 +1,143 @@
+"""The agents' Models page: versions side by side, images served safely, the retrain and rollback buttons.
+
+Real database and Redis (tests/api/conftest.py); artifacts are stubs (the page never loads a model).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from core import registry
+from core.artifacts import current_version, set_current
+from core.models import Correction, Ticket
+from core.queue import RETRAIN_TASK, TRAINING_QUEUE
+from tests.api.agents.conftest import csrf_token, make_agent, sign_in
+from tests.api.conftest import DEAD_BROKER_URL, both_backends
+from tests.training.test_registry import fake_version
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 32
+
+
+@pytest.fixture
+def signed_in(app, client):
+    agent = make_agent(app)
+    assert sign_in(client, agent.email).status_code == 303
+    return client
+
+
+@pytest.fixture
+def model_dir(app):
+    return app.extensions["furiwake"].settings.model_dir
+
+
+@pytest.fixture
+def sessions(app):
+    return app.extensions["furiwake"].session_factory
+
+
+def _two_champions_and_a_reject(sessions, model_dir):
+    """v0 (initial) → v1 (promoted), and v2 rejected with its figures."""
+    from core.artifacts import read_meta
+
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    (model_dir / "v0" / "curves.png").write_bytes(PNG)
+    registry.sync(sessions, model_dir)
+    for version in ("v1", "v2"):
+        fake_version(model_dir, version)
+        registry.register_candidate(sessions, read_meta(model_dir / version), "schedule",
+                                    {"by_source": {"corpus": 90, "corrections": 8, "resolved": 2}, "rows": 100})
+    figures = {"accuracy": 0.9, "macro_f1": 0.9, "per_route": {r: {"f1": 0.9} for r in ("Account", "Payment", "Other")},
+               "parts": {"corpus": {"n": 80, "accuracy": 0.9}, "corrections": {"n": 5, "accuracy": 0.8}}}
+    evaluation = {"eval_set": {"n": 85, "corpus": 80, "corrections": 5}, "candidate": figures,
+                  "champion": {**figures, "macro_f1": 0.85}, "replay": {"tickets": 10, "agreement": 0.9}}
+    registry.record_evaluation(sessions, "v1", evaluation, "v0")
+    registry.promote(sessions, model_dir, "v1", "promoted: macro-F1 0.9000 vs 0.8500", expected_champion="v0")
+    registry.record_evaluation(sessions, "v2", {**evaluation, "candidate": {**figures, "macro_f1": 0.8}}, "v1")
+    registry.reject(sessions, "v2", "rejected: macro-F1 0.8000 vs 0.9000 for the champion v1")
+    with sessions() as session, session.begin():
+        tickets = [Ticket(channel="api", body=f"t{i}", status="routed", route="Other", model_version="v1")
+                   for i in range(4)]
+        session.add_all(tickets)
+        session.flush()
+        session.add(Correction(ticket_id=tickets[0].id, predicted_route="Other", corrected_route="Payment"))
+
+
+def test_signed_out_agents_are_sent_to_sign_in(client):
+    response = client.get("/agent/models")
+    assert response.status_code == 302 and "/agent/login" in response.headers["Location"]
+    assert client.post("/agent/models/rollback").status_code in (302, 400)
+
+
+@both_backends
+def test_the_page_shows_every_version_side_by_side(signed_in, sessions, model_dir):
+    _two_champions_and_a_reject(sessions, model_dir)
+    response = signed_in.get("/agent/models")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Content-Security-Policy" in response.headers
+    for text in ("v0", "v1", "v2", "badge-champion", "badge-rejected", "badge-retired", "initial", "schedule",
+                 "rejected: macro-F1 0.8000 vs 0.9000", "+0.0500", "25.0% re-routed", "Roll back to v0",
+                 "corpus 90 · re-routes 8 · resolved 2", "85 rows: 80 corpus, 5 re-routes", "90% of its last 10"):
+        assert text in html, text
+    assert 'href="/agent/models"' in html  # the top bar's link
+    listed = signed_in.get("/agent/models/versions.json").get_json()
+    assert [row["version"] for row in listed][0] in ("v1", "v2") and {r["status"] for r in listed} == {
+        "champion", "retired", "rejected"}
+
+
+def test_images_only_known_files_of_registered_versions(signed_in, sessions, model_dir):
+    _two_champions_and_a_reject(sessions, model_dir)
+    response = signed_in.get("/agent/models/v0/curves.png")
+    assert response.status_code == 200 and response.mimetype == "image/png" and response.data == PNG
+    (model_dir / "v0" / "secret.png").write_bytes(PNG)
+    fake_version(model_dir, "unregistered")
+    (model_dir / "unregistered" / "curves.png").write_bytes(PNG)
+    for url in ("/agent/models/v0/meta.json", "/agent/models/v0/secret.png", "/agent/models/v0/confusion.png",
+                "/agent/models/unregistered/curves.png", "/agent/models/..%2Fv0/curves.png",
+                "/agent/models/v0/..%2F..%2Fetc%2Fpasswd", "/agent/models/.hidden/curves.png"):
+        assert signed_in.get(url).status_code == 404, url
+
+
+def test_retrain_button_queues_the_task_for_the_trainer(signed_in, broker):
+    response = signed_in.post("/agent/models/retrain", data={"csrf_token": csrf_token(signed_in, "/agent/models")})
+    assert response.status_code == 303
+    messages = broker.lrange(TRAINING_QUEUE, 0, -1)
+    assert len(messages) == 1
+    envelope = json.loads(messages[0])
+    assert envelope["headers"]["task"] == RETRAIN_TASK
+    _args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    assert kwargs == {"trigger": "button"}
+    assert "Retrain queued" in signed_in.get("/agent/models").get_data(as_text=True)
+    assert signed_in.post("/agent/models/retrain").status_code == 400  # no CSRF token: refused
+    assert len(broker.lrange(TRAINING_QUEUE, 0, -1)) == 1
+
+
+def test_retrain_button_with_the_broker_down_says_so(make_app):
+    app = make_app(broker_url=DEAD_BROKER_URL)
+    client = app.test_client()
+    sign_in(client, make_agent(app).email)
+    response = client.post("/agent/models/retrain", data={"csrf_token": csrf_token(client, "/agent/models")},
+                           follow_redirects=True)
+    assert response.status_code == 200 and "could not be queued" in response.get_data(as_text=True)
+
+
+@both_backends
+def test_rollback_buttons(signed_in, sessions, model_dir):
+    _two_champions_and_a_reject(sessions, model_dir)
+    token = csrf_token(signed_in, "/agent/models")
+    response = signed_in.post("/agent/models/rollback", data={"csrf_token": token}, follow_redirects=True)
+    assert "v0 is the champion again (was v1)" in response.get_data(as_text=True)
+    assert current_version(model_dir) == "v0"
+    response = signed_in.post("/agent/models/rollback", data={"csrf_token": token, "to": "v2"},
+                              follow_redirects=True)
+    assert "v2 is the champion again (was v0)" in response.get_data(as_text=True)
+    assert current_version(model_dir) == "v2"
+    with sessions() as session:
+        assert "by hana@example.jp" in (registry.champion(session).reason or "")  # type: ignore[union-attr]
+    response = signed_in.post("/agent/models/rollback", data={"csrf_token": token, "to": "nope"},
+                              follow_redirects=True)
+    assert "Nothing changed" in response.get_data(as_text=True) and current_version(model_dir) == "v2"
+    assert signed_in.post("/agent/models/rollback", data={"csrf_token": token, "to": "../x"}).status_code == 400
