@@ -15,6 +15,7 @@ from sqlalchemy import select
 from core import agents
 from core.db import make_engine, make_session_factory, transaction
 from core.models import Correction, Ticket, TicketEvent
+from tests.api.agents.conftest import wait_for_worker_model
 from tests.conftest import missing_service
 from tests.e2e.conftest import ROOT, service_env, start_api, start_worker, wait_until
 
@@ -60,6 +61,7 @@ def test_agent_finds_a_web_ticket_in_its_queue_and_reroutes_it(browser, processe
     env = service_env(database_url, "filesystem://", trained_model_dir, tmp_path)
     start_worker(processes, env, embedded=True)
     base = start_api(processes, env)
+    wait_for_worker_model(processes)
     for subject, body in BACKGROUND:
         response = requests.post(f"{base}/api/v1/tickets", json={"subject": subject, "body": body}, timeout=10)
         assert response.status_code == 202, response.text

@@ -15,6 +15,11 @@ from flask.testing import FlaskClient
 from core import agents
 from core.db import transaction
 from core.models import Ticket, utcnow
+from tests.e2e.conftest import (
+    Processes,
+    processes,  # noqa: F401 - the real-process fixture, for test_agents_e2e
+    wait_until,
+)
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -116,3 +121,10 @@ def ticket_row(app: Flask, ticket_id: uuid.UUID) -> Ticket:
         ticket = session.get(Ticket, ticket_id)
         assert ticket is not None
         return ticket
+
+
+def wait_for_worker_model(procs: Processes, timeout: float = 120) -> None:
+    """Until the worker's process has loaded its model. A message published while the worker was still starting
+    was seen to wait for the sweep (worker-side, reported); the agents' tests are not about that."""
+    [log] = [log for name, _child, log in procs.children if name == "worker"]
+    wait_until(lambda: "loaded in" in log.read_text(errors="replace"), timeout, procs, "the worker's model")
