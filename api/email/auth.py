@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from datetime import timedelta
 
@@ -34,6 +35,8 @@ REALM = 'Basic realm="furiwake e-mail webhooks", charset="UTF-8"'
 NOT_CONFIGURED = "urn:furiwake:problem:webhook-not-configured"
 UNAUTHORIZED = "urn:furiwake:problem:webhook-unauthorized"
 BAD_SIGNATURE = "urn:furiwake:problem:webhook-signature"
+
+log = logging.getLogger(__name__)
 
 
 def _same(given: str, expected: str) -> bool:
@@ -61,6 +64,7 @@ def check_basic_auth(settings: Settings) -> Response | None:
     password_ok = _same(given_password, password)  # both compared, whatever the first gave
     if user_ok and password_ok:
         return None
+    log.warning("e-mail webhook %s: refused, %s credentials", request.path, "wrong" if auth else "no")
     return problem_response(
         401,
         detail="This endpoint needs the e-mail webhook's HTTP basic credentials.",
@@ -105,4 +109,5 @@ def forget_token(form: Form, session_factory: sessionmaker[Session]) -> None:
 
 
 def _refuse(detail: str) -> Response:
+    log.warning("Mailgun webhook refused: %s", detail)
     return problem_response(406, detail=detail, type=BAD_SIGNATURE)

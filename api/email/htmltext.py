@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, CData, NavigableString, PageElement, Tag
 
 _DROP = ("script", "style", "head", "title", "template", "noscript", "object", "iframe")
 # Quoted earlier messages and signatures, as each client marks them up.
@@ -27,6 +27,7 @@ _BLOCKS = (
     "header", "footer", "address", "dl", "dt", "dd", "hr", "blockquote",
 )  # fmt: skip
 _PARAGRAPHS = ("p",)
+_PRE = ("pre", "textarea")
 _BLOCK, _PARAGRAPH = "\x1e", "\x1d"  # markers, resolved into line breaks once the text is out
 _SPACE = re.compile(r"[ \t\r\n\f]+")
 _BREAKS = re.compile(r"[ \x1d\x1e\n]*[\x1d\x1e\n][ \x1d\x1e\n]*")
@@ -43,18 +44,38 @@ def html_to_text(html: str) -> str:
     for tag in soup.select(_QUOTES):
         if not tag.decomposed:
             tag.decompose()
-    for node in soup.find_all(string=True):
-        if isinstance(node, NavigableString) and not node.find_parent(("pre", "textarea")):
-            node.replace_with(_SPACE.sub(" ", str(node)))  # as a browser shows it: source line breaks are spaces
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for tag in soup.find_all(_BLOCKS + _PARAGRAPHS):
-        if isinstance(tag, Tag):
-            marker = _PARAGRAPH if tag.name in _PARAGRAPHS else _BLOCK
-            tag.insert_before(marker)
-            tag.insert_after(marker)
-    text = _BREAKS.sub(_line_breaks, soup.get_text().replace("\u00a0", " "))
+    text = _BREAKS.sub(_line_breaks, _render(soup).replace("\u00a0", " "))
     return text.strip()
+
+
+def _render(root: Tag) -> str:
+    """The text with block markers, walked with an explicit stack: a mail nesting thousands of <div>s costs
+    linear time and no recursion (inserting markers into the tree instead is quadratic on deep nesting)."""
+    out: list[str] = []
+    in_pre = 0
+    stack: list[tuple[PageElement, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        if isinstance(node, NavigableString):
+            if type(node) in (NavigableString, CData):  # not comments, doctypes, processing instructions
+                out.append(str(node) if in_pre else _SPACE.sub(" ", str(node)))  # source line breaks are spaces
+            continue
+        if not isinstance(node, Tag):
+            continue
+        name = node.name
+        if closing:
+            in_pre -= name in _PRE
+            out.append(_PARAGRAPH if name in _PARAGRAPHS else _BLOCK)
+            continue
+        if name == "br":
+            out.append("\n")
+            continue
+        if name in _BLOCKS or name in _PARAGRAPHS:
+            out.append(_PARAGRAPH if name in _PARAGRAPHS else _BLOCK)
+            in_pre += name in _PRE
+            stack.append((node, True))
+        stack.extend((child, False) for child in reversed(node.contents))
+    return "".join(out)
 
 
 def _line_breaks(run: re.Match[str]) -> str:

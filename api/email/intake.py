@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 
 # Column sizes of tickets / inbound_emails.
 SUBJECT_MAX, NAME_MAX, LOG_FIELD_MAX = 500, 200, 998
-# Text beyond this many times MAX_BODY_CHARS is not even looked at (a pasted log file, a runaway HTML body).
-SCAN_FACTOR = 10
+# Text beyond this many times MAX_BODY_CHARS is not looked at: the stored body is cut to MAX_BODY_CHARS anyway,
+# and reply stripping and HTML parsing must stay fast on hostile input (a pasted log file, 40,000 nested <div>s).
+SCAN_FACTOR = 3
+HTML_SCAN_CHARS = 300_000
 # NUL and other C0 controls cannot be stored in PostgreSQL text (NUL) or mean nothing to an agent.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -84,7 +86,7 @@ def _customer_text(mail: InboundMail, max_chars: int) -> tuple[str, str]:
     source = _clean(mail.text) or ""
     if not source.strip() and mail.html:
         html = _clean(mail.html) or ""
-        source = html_to_text(html[: max_chars * SCAN_FACTOR * 4])  # markup is longer than its text
+        source = html_to_text(html[:HTML_SCAN_CHARS])
         mail.notes.append("HTML only: converted to text")
     if not source.strip():
         raise MailRejected("no body text", mail)

@@ -135,7 +135,8 @@ def _str(value: Any) -> str:
 
 
 def _count(declared: str, seen: int) -> int:
-    return int(declared) if declared.isdigit() else seen
+    """The provider's attachment count, or the file parts seen if more (Mailgun omits the count without files)."""
+    return max(int(declared) if declared.isdigit() else 0, seen)
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -57,6 +57,8 @@ _CLOSING = re.compile(r"(?:よろしく|宜しく)お願い(?:いた|致)?(?:し
 _SENT_FROM = re.compile(r"^[ \t]*(?:.{0,40}から送信|sent from my .{0,40}|get outlook for .{0,40})[ \t]*$", re.I)
 _SENTENCE_END = ("。", "？", "?", "！", "!", "：", ":")
 SIGNATURE_MAX_LINES = 10
+SIGNATURE_MAX_CHARS = 1_000  # a signature block is short; longer tails are not even looked at
+LONG_LINE = 200
 NAME_BLOCK_MAX_LINES = 6
 
 
@@ -65,11 +67,30 @@ def customer_words(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _FULLWIDTH_QUOTE.sub(r"\1>", text)
     text = _cut_quotes(text)
-    replies = EmailMessage(text=text, languages=list(LANGUAGES), keep_hyphen_lists=True).read().replies
+    shielded, long_lines = _shield_long_lines(text)
+    replies = EmailMessage(text=shielded, languages=list(LANGUAGES), keep_hyphen_lists=True).read().replies
     text = replies[0].body if replies else ""
+    for placeholder, line in long_lines.items():
+        text = text.replace(placeholder, line)
     text = _QUOTED_LINE.sub("", text)
     text = drop_signature(text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _shield_long_lines(text: str) -> tuple[str, dict[str, str]]:
+    """Swap lines longer than LONG_LINE for placeholders while the library runs, and back afterwards.
+
+    The library's "On ... wrote:" pattern backtracks quadratically along a line: one 80,000-character line took
+    minutes. No quote header or signature line is that long, so such lines are only ever the customer's text.
+    """
+    lines = text.split("\n")
+    saved: dict[str, str] = {}
+    for index, line in enumerate(lines):
+        if len(line) > LONG_LINE:
+            placeholder = f"\ue000{len(saved)}\ue001"
+            saved[placeholder] = line.strip()  # the library strips every line; so does the restored one
+            lines[index] = placeholder
+    return "\n".join(lines), saved
 
 
 def _cut_quotes(text: str) -> str:
@@ -99,6 +120,8 @@ def drop_signature(text: str) -> str:
         lines.pop()
     text = "\n".join(lines)
     for rule in _RULE.finditer(text):
+        if len(text) - rule.end() > SIGNATURE_MAX_CHARS:
+            continue
         tail = [line for line in text[rule.end() :].split("\n") if line.strip() and not _RULE.match(line)]
         if len(tail) <= SIGNATURE_MAX_LINES and (not tail or _CONTACT.search("\n".join(tail))):
             text = text[: rule.start()]

@@ -8,7 +8,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.models import InboundEmail, WebhookNonce
+from tests.e2e.conftest import Processes
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 USER, PASSWORD = "inbound", "s3cret-パスワード"
@@ -54,6 +55,14 @@ def email_app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def email_client(email_app: Flask) -> FlaskClient:
     return email_app.test_client()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """Real gunicorn and Celery worker processes (tests/e2e's helper), stopped after the test."""
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop()
 
 
 def inbound_log(app: Flask) -> list[InboundEmail]:
