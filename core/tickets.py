@@ -94,7 +94,8 @@ def submit_ticket(
     with transaction(session_factory) as session:
         ticket, created = create_ticket(session, **fields)  # type: ignore[arg-type]
         if created:
-            ticket.status, ticket.queued_at = "queued", utcnow()
+            now = utcnow()  # one clock reading: queued_at never precedes created_at
+            ticket.status, ticket.created_at, ticket.queued_at = "queued", now, now
     if not created:
         return ticket, False
     try:

@@ -16,7 +16,9 @@ import pytest
 from core.config import Settings
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Each test takes one of Redis's databases 1-15 at random (0 is left alone): two test runs on one machine (two
+# developers, or CI beside a session) would otherwise consume each other's classify messages.
+REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")  # no database number
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
@@ -95,15 +97,18 @@ def postgres_url(empty_postgres_url: str) -> str:
 @pytest.fixture
 def redis_url() -> str:
     """A Redis database emptied for the test."""
+    import random
+
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    url = f"{REDIS_SERVER.rstrip('/')}/{random.randint(1, 15)}"
+    client = redis.Redis.from_url(url)
     error = _wait_for(client.ping)
     if error is not None:
-        missing_service(f"Redis not reachable at {REDIS_URL}: {error}")
+        missing_service(f"Redis not reachable at {url}: {error}")
     client.flushdb()
     client.close()
-    return REDIS_URL
+    return url
 
 
 @pytest.fixture
