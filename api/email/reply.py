@@ -55,6 +55,7 @@ _CONTACT = re.compile(
 )
 _CLOSING = re.compile(r"(?:よろしく|宜しく)お願い(?:いた|致)?(?:します|申し上げます)[。.！!]?\s*$|^以上[。.]?$")
 _SENT_FROM = re.compile(r"^[ \t]*(?:.{0,40}から送信|sent from my .{0,40}|get outlook for .{0,40})[ \t]*$", re.I)
+_NOT_A_NAME = re.compile(r"[0-9０-９:：?？!！、。]")
 _SENTENCE_END = ("。", "？", "?", "！", "!", "：", ":")
 SIGNATURE_MAX_LINES = 10
 SIGNATURE_MAX_CHARS = 1_000  # a signature block is short; longer tails are not even looked at
@@ -138,14 +139,21 @@ def _is_contact_line(line: str) -> bool:
 
 
 def _drop_name_block(lines: list[str]) -> list[str]:
-    """After the closing greeting, a few short lines that are no sentences are the sender's name and title."""
+    """After the closing greeting, a few short lines that are names, titles or contact details are the signature.
+
+    A line with digits or a colon that is no contact detail ("注文番号: 12345") is the customer's words: then the
+    block stays.
+    """
     for index in range(len(lines) - 1, -1, -1):
         if _CLOSING.search(lines[index].strip()):
             tail = [line.strip() for line in lines[index + 1 :] if line.strip()]
-            if (
-                0 < len(tail) <= NAME_BLOCK_MAX_LINES
-                and all(len(line) <= 40 and not line.endswith(_SENTENCE_END) for line in tail)
-            ):
+            if 0 < len(tail) <= NAME_BLOCK_MAX_LINES and all(map(_is_name_or_contact, tail)):
                 return lines[: index + 1]
             break
     return lines
+
+
+def _is_name_or_contact(line: str) -> bool:
+    if _is_contact_line(line):
+        return True
+    return len(line) <= 30 and not _NOT_A_NAME.search(line) and not line.endswith(_SENTENCE_END)
