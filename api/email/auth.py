@@ -81,7 +81,7 @@ def check_mailgun_signature(
     if not key:
         return not_configured("MAILGUN_SIGNING_KEY")
     timestamp, token, signature = form.text("timestamp"), form.text("token"), form.text("signature")
-    if not (timestamp.isdigit() and token and signature):
+    if not (timestamp.isascii() and timestamp.isdigit() and token and signature):
         return _refuse("The request carries no Mailgun signature (timestamp, token, signature).")
     expected = hmac.new(key.encode("utf-8"), (timestamp + token).encode("utf-8"), hashlib.sha256).hexdigest()
     if not _same(signature.lower(), expected):

@@ -23,7 +23,7 @@ def sendgrid(form: Form) -> InboundMail:
     """Inbound Parse: parsed fields (`text`, `html`, `headers`, `charsets`, ...) or, with "send raw", `email`."""
     envelope = _json_object(form.text("envelope"))
     to = envelope.get("to")
-    recipient = first_address(*(to if isinstance(to, list) else [str(to or "")]), form.text("to"))
+    recipient = first_address(*(str(t) for t in (to if isinstance(to, list) else [to or ""])), form.text("to"))
     raw = form.get("email")
     if raw:
         mail = parse_rfc822(raw, "sendgrid", recipient)
@@ -31,6 +31,7 @@ def sendgrid(form: Form) -> InboundMail:
         return mail
     charsets = {str(k).lower(): str(v) for k, v in _json_object(form.text("charsets")).items()}
     mail = InboundMail("sendgrid", recipient=recipient)
+    undecodable: list[str] = []
 
     def field(name: str) -> str | None:
         data = form.get(name)
@@ -39,7 +40,8 @@ def sendgrid(form: Form) -> InboundMail:
         try:
             decoded = decode_bytes(data, charsets.get(name, "utf-8"))
         except Undecodable as exc:
-            raise MailRejected(f"undecodable {name}: {exc}", mail) from None
+            undecodable.append(f"{name}: {exc}")
+            return None
         if decoded.note:
             mail.notes.append(f"{name}: {decoded.note}")
         return decoded.text.replace("\r\n", "\n")
@@ -50,6 +52,9 @@ def sendgrid(form: Form) -> InboundMail:
     mail.message_id = message_id(headers.get("Message-ID"))
     mail.date = raw_header(headers.get("Date")) or None
     mail.attachments = _count(form.text("attachments"), form.files)
+    mail.notes.extend(f"undecodable {what}" for what in undecodable)
+    if mail.text is None and mail.html is None and any(u.startswith(("text", "html")) for u in undecodable):
+        raise MailRejected("undecodable body: " + "; ".join(undecodable), mail)
     return mail
 
 
@@ -136,7 +141,7 @@ def _str(value: Any) -> str:
 
 def _count(declared: str, seen: int) -> int:
     """The provider's attachment count, or the file parts seen if more (Mailgun omits the count without files)."""
-    return max(int(declared) if declared.isdigit() else 0, seen)
+    return max(int(declared) if declared.isascii() and declared.isdigit() else 0, seen)
 
 
 def _json_object(text: str) -> dict[str, Any]:

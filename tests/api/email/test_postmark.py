@@ -67,6 +67,7 @@ def test_from_string_when_from_full_is_missing(email_app: Flask, email_client) -
     ("{\"TextBody\": \"本文\"}".encode("cp932"), "not UTF-8 JSON"),
     ({"FromFull": {"Email": "a@example.jp"}, "TextBody": "  "}, "no body text"),
     ({"TextBody": "本文です"}, "no sender address"),
+    ({"FromFull": {"Email": ["x"]}, "From": 5, "TextBody": "本文", "Headers": "x", "Attachments": {}}, "no sender"),
 ])  # fmt: skip
 def test_unusable_payload_is_rejected_with_403_and_logged(email_app: Flask, email_client, payload, reason) -> None:
     problem = assert_problem(post(email_client, payload), 403)

@@ -115,3 +115,24 @@ def test_large_mail_with_attachments_is_accepted(email_app: Flask, email_client)
     )
     assert post(email_client, body).status_code == 200
     assert inbound_log(email_app)[0].attachments == 2  # the `attachments` field says 1, but two files came
+
+
+def test_odd_field_values_are_no_server_error(email_app: Flask, email_client) -> None:
+    body = b"".join([
+        form_part("from", b"a@example.jp"),
+        form_part("text", "本文です".encode()),
+        form_part("attachments", "²".encode()),
+        form_part("envelope", b'{"to": [1, null, "support@furiwake.example"]}'),
+        form_part("charsets", b'{"text": 5, "from": ["x"]}'),
+        form_part("headers", b"\xff\xfeMessage-ID <broken"),
+    ]) + b"--xYzZY--\r\n"  # fmt: skip
+    assert post(email_client, body).status_code == 200
+    assert inbound_log(email_app)[0].attachments == 0
+
+
+def test_undecodable_text_is_rejected_with_422(email_app: Flask, email_client) -> None:
+    noise = bytes(range(256)) * 8
+    body = form_part("from", b"a@example.jp") + form_part("text", noise) + b"--xYzZY--\r\n"
+    assert "undecodable body" in assert_problem(post(email_client, body), 422)["detail"]
+    assert count_tickets(email_app) == 0
+    assert [e.outcome for e in inbound_log(email_app)] == ["rejected"]
