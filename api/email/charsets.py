@@ -46,8 +46,10 @@ _CHAINS = {
     "utf-8": ("utf-8",),
 }
 _GUESSES = ("utf-8", ISO2022JP_MS, "cp932", "euc_jp")
-# Above this share of unreadable characters (controls, private use, U+FFFD) a guess is not text.
+# Above this share of unreadable characters (controls, private use, U+FFFD) a guess is not text; a few are
+# always tolerated, so one damaged byte does not cost a short mail.
 UNREADABLE_LIMIT = 0.05
+UNREADABLE_ALWAYS_OK = 6
 
 
 class Undecodable(ValueError):
@@ -138,6 +140,10 @@ def unreadable(text: str) -> int:
     )
 
 
+def _readable(bad: int, text: str) -> bool:
+    return bad <= max(UNREADABLE_ALWAYS_OK, UNREADABLE_LIMIT * len(text)) and bad < len(text) / 2
+
+
 def _suspicion(text: str) -> int:
     """Unreadable characters, plus half-width katakana: EUC-JP bytes read as cp932 turn into runs of them."""
     return unreadable(text) * 4 + sum(1 for ch in text if "\uff61" <= ch <= "\uff9f")
@@ -174,11 +180,11 @@ def _guess(data: bytes, why: str) -> Decoded:
         strict.append((_suspicion(text), order, codec, text))
     if strict:
         _, _, codec, text = min(strict)
-        if unreadable(text) <= UNREADABLE_LIMIT * max(len(text), 1):
+        if _readable(unreadable(text), text):
             return Decoded(text, codec, f"{why}; read as {codec}")
     lossy = sorted((unreadable(_decode(data, c, "replace")), order, c) for order, c in enumerate(_GUESSES))
     bad, _, codec = lossy[0]
     text = _decode(data, codec, "replace")
-    if not text.strip() or bad > UNREADABLE_LIMIT * len(text):
+    if not text.strip() or not _readable(bad, text):
         raise Undecodable(f"{why}, and no charset makes the text readable")
     return Decoded(text, codec, f"{why}; read as {codec} with {bad} character(s) replaced")

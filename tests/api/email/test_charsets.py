@@ -115,3 +115,11 @@ def test_first_address_and_message_id() -> None:
     assert message_id("  <abc@example.jp> (comment)") == "<abc@example.jp>"
     assert message_id("bare-id@example.jp") == "bare-id@example.jp"
     assert message_id(None) is None
+
+
+def test_one_damaged_byte_does_not_cost_a_short_mail() -> None:
+    data = bytearray("パスワードを忘れました。".encode())
+    data[9] = 0x41  # inside a multi-byte character
+    decoded = decode_bytes(bytes(data), "utf-8")
+    assert decoded.text.startswith("パスワ") and decoded.text.endswith("を忘れました。")
+    assert "replaced" in (decoded.note or "")
