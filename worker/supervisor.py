@@ -1,5 +1,6 @@
 """`furiwake run` / `make run`: migrate, train the bundled model if there is none, then run the API (gunicorn),
-one Celery worker and Celery beat side by side until Ctrl-C, which stops all three.
+one Celery worker, a trainer (the `training` queue) and Celery beat side by side until Ctrl-C, which stops
+them all.
 
 If any of them exits on its own, the others are stopped too: a half-running router is worse than a stopped one.
 """
@@ -41,6 +42,9 @@ def commands(settings: Settings) -> dict[str, list[str]]:
                    "--concurrency", os.environ.get("WORKER_CONCURRENCY", "1"), "--loglevel", "INFO", *embedded],
         "beat": [python, "-m", "celery", "-A", "worker.beat", "beat", "--loglevel", "INFO",
                  "--schedule", str(settings.home / "var" / "celerybeat-schedule")],
+        # Retraining (docs/retraining.md): the nightly job and the Models page's button, one at a time.
+        "trainer": [python, "-m", "celery", "-A", "worker.app", "worker", "-Q", "training", "--concurrency", "1",
+                    "-n", "trainer@%h", "--loglevel", "INFO", *embedded],
     }
 
 
@@ -62,6 +66,7 @@ def run(settings: Settings, train_if_missing: bool = True) -> int:
     print(f"\nfuriwake is starting (model {current_version(settings.model_dir)}):\n"
           f"  web form      {base}/\n  JSON API      {base}/api/v1/tickets\n"
           f"  OpenAPI       {base}/api/v1/openapi.json\n  health        {base}/healthz  {base}/readyz\n"
+          f"  models        {base}/agent/models\n"
           f"  database      {settings.database_url.split('@')[-1]}\n  broker        {settings.broker_url}\n"
           "Press Ctrl-C to stop.\n", flush=True)
 
