@@ -1,7 +1,7 @@
 """The network: raw token string in, three route probabilities out.
 
     text ─ TextVectorization(words, ≤15k) ─ Embedding ─ LSTM ──────────────┐
-         └ TextVectorization(char 1–3-grams, tf-idf, ≤8k) ─ Dense(32) ─────┴─ Dense(3, softmax)
+         └ TextVectorization(char 1–3-grams, tf-idf, ≤40k) ─ Dense(32) ────┴─ Dense(3, softmax)
 
 The two vectorizers sit inside the saved model, so one `.keras` file is the whole artifact (no pickled tokenizer).
 The numeric part is a nested model named `classifier`: training feeds it pre-vectorized batches, and the Predictor
@@ -27,7 +27,7 @@ class ModelConfig:
     lstm_units: int = 64
     bidirectional: bool = False
     wide: bool = True
-    wide_max_tokens: int = 8_000
+    wide_max_tokens: int = 40_000
     wide_units: int = 32
     dropout: float = 0.5
 
