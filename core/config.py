@@ -136,6 +136,7 @@ class RetrainSettings:
 
     schedule: str = "0 3 * * *"  # nightly at 03:00 Asia/Tokyo
     min_gain: float = 0.005  # the challenger's macro-F1 must beat the champion's by more than this
+    max_corpus_drop: float = 0.03  # ... and lose at most this much macro-F1 on the corpus part of the set
     weight_corpus: float = 1.0
     weight_correction: float = 2.0
     weight_resolved: float = 0.5
@@ -152,6 +153,7 @@ class RetrainSettings:
         settings = cls(
             schedule=_schedule(env.get("RETRAIN_SCHEDULE", "") or cls.schedule),
             min_gain=_float(env, "RETRAIN_MIN_GAIN", cls.min_gain, -1.0, 1.0),
+            max_corpus_drop=_float(env, "RETRAIN_MAX_CORPUS_DROP", cls.max_corpus_drop, 0.0, 1.0),
             weight_corpus=_float(env, "RETRAIN_WEIGHT_CORPUS", cls.weight_corpus, 0.0, 100.0),
             weight_correction=_float(env, "RETRAIN_WEIGHT_CORRECTION", cls.weight_correction, 0.0, 100.0),
             weight_resolved=_float(env, "RETRAIN_WEIGHT_RESOLVED", cls.weight_resolved, 0.0, 100.0),

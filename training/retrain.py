@@ -16,10 +16,12 @@ Evaluation set, scored for champion and challenger side by side through the serv
 - the newest RETRAIN_EVAL_CORRECTIONS held-out corrections: today's traffic, which no model has trained on.
 Resolved tickets are never in it: their labels are the champion's own predictions and would flatter it.
 
-Decision: promote when the challenger's macro-F1 beats the champion's by more than RETRAIN_MIN_GAIN, else record it
-as rejected with both figures. No promotion happens without that comparison (except when there is no champion at
-all), so the router never gets worse by itself. A run whose training data is the same as a version already
-compared with the current champion is skipped as `unchanged` (nothing new to learn) unless forced.
+Decision: promote when the challenger's macro-F1 beats the champion's by more than RETRAIN_MIN_GAIN and it loses at
+most RETRAIN_MAX_CORPUS_DROP of macro-F1 on the corpus part (agents' data, even wrong, cannot buy its gain by
+forgetting the established routes); else record it as rejected with the figures. No promotion happens without
+that comparison (except when there is no champion at all), so the router never gets worse by itself. A run whose
+training data is the same as a version already compared with the current champion is skipped as `unchanged`
+(nothing new to learn) unless forced.
 """
 
 from __future__ import annotations
@@ -187,8 +189,10 @@ def input_hash(data: RetrainData, options: TrainOptions) -> str:
 
 
 def _part_scores(gold: list[str], parts: list[str], probabilities: Any) -> dict[str, Any]:
-    """The whole set's full metrics, plus accuracy per part (a part may lack a route, so macro-F1 would mislead)."""
+    """The whole set's full metrics, plus accuracy per part, and macro-F1 for the corpus part (the corrections may
+    lack a route, where macro-F1 would mislead)."""
     import numpy as np
+    from sklearn.metrics import f1_score
 
     from training.metrics import score
 
@@ -200,7 +204,33 @@ def _part_scores(gold: list[str], parts: list[str], probabilities: Any) -> dict[
         if rows:
             correct = np.array([predicted[i] == gold[i] for i in rows])
             metrics["parts"][part] = {"n": len(rows), "accuracy": float(correct.mean())}
+            if part == "corpus":
+                metrics["parts"][part]["macro_f1"] = float(f1_score(
+                    [gold[i] for i in rows], [predicted[i] for i in rows], labels=list(ROUTES), average="macro",
+                    zero_division=0))
     return metrics
+
+
+def _corpus_macro_f1(metrics: dict[str, Any] | None) -> float:
+    return float(((metrics or {}).get("parts") or {}).get("corpus", {}).get("macro_f1", 0.0))
+
+
+def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, champion_version: str | None,
+           margin: float, max_corpus_drop: float, where: str = "") -> tuple[str, str]:
+    """("promoted" | "rejected", the reason with the figures) from both models' scores on the evaluation set."""
+    new = candidate["macro_f1"]
+    if champion is None:
+        return "promoted", f"promoted: no champion to compare with; macro-F1 {new:.4f} {where}".rstrip()
+    old = champion["macro_f1"]
+    figures = f"macro-F1 {new:.4f} vs {old:.4f} for the champion {champion_version}"
+    if new - old <= margin:
+        return "rejected", f"rejected: {figures} ({new - old:+.4f}, needed > {margin:+g}) {where}".rstrip()
+    drop = _corpus_macro_f1(champion) - _corpus_macro_f1(candidate)
+    if drop > max_corpus_drop:
+        return "rejected", (f"rejected: {figures} (+{new - old:.4f} > margin {margin:g}) {where}, but it loses "
+                            f"{drop:.4f} macro-F1 on the corpus part (more than RETRAIN_MAX_CORPUS_DROP "
+                            f"{max_corpus_drop:g})")
+    return "promoted", f"promoted: {figures} (+{new - old:.4f} > margin {margin:g}) {where}".rstrip()
 
 
 def _top_route(account: float | None, payment: float | None, other: float | None) -> str:
@@ -332,24 +362,17 @@ def _retrain(
         registry.record_evaluation(sessions, result.version, evaluation, champion_version)
         seconds["evaluate"] = round(time.monotonic() - mark, 1)
 
-        new = evaluation["candidate"]["macro_f1"]
-        old = evaluation["champion"]["macro_f1"] if evaluation["champion"] else None
-        margin = settings.retrain.min_gain
-        where = (f"on {len(gold)} evaluation rows ({parts.count('corpus')} corpus, "
+        parts = data.eval_parts
+        where = (f"on {len(parts)} evaluation rows ({parts.count('corpus')} corpus, "
                  f"{parts.count('corrections')} held-out corrections)")
-        outcome = RetrainOutcome("rejected", "", trigger, version=result.version, champion_version=champion_version,
-                                 candidate_macro_f1=new, champion_macro_f1=old, champion_after=champion_version,
-                                 train_counts=train_counts, evaluation=evaluation, seconds=seconds)
-        if old is None:
-            outcome.decision = "promoted"
-            outcome.reason = f"promoted: no champion to compare with; macro-F1 {new:.4f} {where}"
-        elif new - old > margin:
-            outcome.decision = "promoted"
-            outcome.reason = (f"promoted: macro-F1 {new:.4f} vs {old:.4f} for the champion {champion_version} "
-                              f"(+{new - old:.4f} > margin {margin:g}) {where}")
-        else:
-            outcome.reason = (f"rejected: macro-F1 {new:.4f} vs {old:.4f} for the champion {champion_version} "
-                              f"({new - old:+.4f}, needed > {margin:+g}) {where}")
+        decision, reason = decide(evaluation["candidate"], evaluation["champion"], champion_version,
+                                  settings.retrain.min_gain, settings.retrain.max_corpus_drop, where)
+        outcome = RetrainOutcome(decision, reason, trigger, version=result.version,
+                                 champion_version=champion_version,
+                                 candidate_macro_f1=evaluation["candidate"]["macro_f1"],
+                                 champion_macro_f1=(evaluation["champion"] or {}).get("macro_f1"),
+                                 champion_after=champion_version, train_counts=train_counts, evaluation=evaluation,
+                                 seconds=seconds)
         if outcome.decision == "promoted":
             try:
                 registry.promote(sessions, model_dir, result.version, outcome.reason, champion_version, lease)

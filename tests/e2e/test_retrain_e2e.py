@@ -159,6 +159,7 @@ def test_button_retrain_promotes_hot_reloads_and_rolls_back_while_tickets_flow(p
     # test is about the switch: button → trainer → every worker, with tickets flowing.
     env = service_env(database_url, broker_url, model_dir, tmp_path, RETRAIN_CORPUS=str(support.tiny_corpus()),
                       RETRAIN_EPOCHS=str(support.EPOCHS), RETRAIN_SCHEDULE="off", RETRAIN_MIN_GAIN="-1",
+                      RETRAIN_MAX_CORPUS_DROP="1",
                       CLASSIFY_BATCH_WAIT_MS="50")
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)

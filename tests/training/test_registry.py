@@ -315,13 +315,33 @@ def test_retrain_is_skipped_while_another_holds_the_lease(sessions, make_setting
     assert outcome.version is None
 
 
+def test_decision_needs_the_margin_and_no_forgetting():
+    from training.retrain import decide
+
+    def figures(overall: float, corpus: float) -> dict:
+        return {"macro_f1": overall, "parts": {"corpus": {"macro_f1": corpus}}}
+
+    champion = figures(0.80, 0.85)
+    assert decide(figures(0.81, 0.85), champion, "v1", 0.005, 0.03)[0] == "promoted"
+    decision, reason = decide(figures(0.804, 0.86), champion, "v1", 0.005, 0.03)
+    assert decision == "rejected" and "0.8040 vs 0.8000" in reason and "needed > +0.005" in reason
+    assert decide(figures(0.79, 0.85), champion, "v1", -1.0, 0.03)[0] == "promoted"  # margin -1: always
+    # a big gain on the agents' corrections does not buy forgetting the corpus
+    decision, reason = decide(figures(0.86, 0.81), champion, "v1", 0.005, 0.03)
+    assert decision == "rejected" and "loses 0.0400 macro-F1 on the corpus part" in reason
+    assert decide(figures(0.86, 0.83), champion, "v1", 0.005, 0.03)[0] == "promoted"
+    assert decide(figures(0.10, 0.10), None, None, 0.005, 0.03)[0] == "promoted"  # nothing to compare with
+
+
 # --- configuration and schedule -------------------------------------------------------------------------------
 
 def test_retrain_settings_from_the_environment():
     settings = Settings.from_env({"RETRAIN_SCHEDULE": "30 2 * * 1-5", "RETRAIN_MIN_GAIN": "0.01",
-                                  "RETRAIN_WEIGHT_CORRECTION": "3", "RETRAIN_HOLDOUT_PERCENT": "10"})
+                                  "RETRAIN_WEIGHT_CORRECTION": "3", "RETRAIN_HOLDOUT_PERCENT": "10",
+                                  "RETRAIN_MAX_CORPUS_DROP": "0.05"})
     assert settings.retrain.schedule == "30 2 * * 1-5" and settings.retrain.min_gain == 0.01
     assert settings.retrain.weight_correction == 3.0 and settings.retrain.holdout_percent == 10
+    assert settings.retrain.max_corpus_drop == 0.05
     assert Settings.from_env({}).retrain == RetrainSettings()
     for env, name in (({"RETRAIN_SCHEDULE": "nightly"}, "RETRAIN_SCHEDULE"),
                       ({"RETRAIN_MIN_GAIN": "lots"}, "RETRAIN_MIN_GAIN"),
