@@ -55,15 +55,25 @@ class Predictor:
         layer_names = {layer.name for layer in self.model.layers}
         ngrams = self.model.get_layer("vectorize_ngrams") if "vectorize_ngrams" in layer_names else None
         classifier = self.model.get_layer("classifier")
-        self._wide = ngrams is not None
+        inner = {layer.name for layer in classifier.layers}
+        embedding = classifier.get_layer("embedding")
+        recurrent = classifier.get_layer("bilstm" if "bilstm" in inner else "lstm")
+        wide = classifier.get_layer("wide") if ngrams is not None else None
+        route = classifier.get_layer("route")
+        self._wide = wide is not None
 
+        # The n-gram arm's Dense runs here, next to the (dense, up to 40k wide) tf-idf vector it reads, so only
+        # its 32 outputs per ticket travel on; dropout layers are identities at inference and are skipped.
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def vectorize(texts):  # type: ignore[no-untyped-def]
-            return (words(texts), ngrams(texts)) if ngrams is not None else (words(texts), tf.zeros([0]))
+            ids = words(texts)
+            hidden = wide(ngrams(texts)) if wide is not None else tf.zeros([tf.shape(ids)[0], 0])
+            return ids, hidden
 
         @tf.function(jit_compile=True)
-        def classify(ids, grams):  # type: ignore[no-untyped-def]
-            return classifier([ids, grams] if ngrams is not None else [ids], training=False)
+        def classify(ids, hidden):  # type: ignore[no-untyped-def]
+            sequence = recurrent(embedding(ids), mask=embedding.compute_mask(ids))
+            return route(tf.concat([sequence, hidden], axis=-1) if wide is not None else sequence)
 
         self._vectorize, self._classify = vectorize, classify
         if warm_up:
@@ -80,9 +90,8 @@ class Predictor:
         result = np.zeros((len(prepared), len(self.labels)), dtype="float32")
         for start in range(0, len(prepared), MAX_BATCH):
             chunk = list(prepared[start : start + MAX_BATCH])
-            ids, grams = self._vectorize(tf.constant(chunk))
-            ids = ids.numpy()
-            grams = grams.numpy() if self._wide else None
+            ids, hidden = self._vectorize(tf.constant(chunk))
+            ids, hidden = ids.numpy(), hidden.numpy()
             lengths = np.array([_bucket(max(1, int(n)), 8, self.sequence_length) for n in (ids != 0).sum(axis=1)])
             for length in np.unique(lengths):
                 members = np.flatnonzero(lengths == length)
@@ -90,12 +99,9 @@ class Predictor:
                 rows = _bucket(n, 1, MAX_BATCH, factor=4)
                 padded = np.zeros((rows, int(length)), dtype="int32")
                 padded[:n] = ids[members, : int(length)]
-                if grams is not None:
-                    grams_padded = np.zeros((rows, grams.shape[1]), dtype="float32")
-                    grams_padded[:n] = grams[members]
-                else:
-                    grams_padded = np.zeros((rows, 0), dtype="float32")
-                result[start + members] = self._classify(padded, grams_padded).numpy()[:n]
+                hidden_padded = np.zeros((rows, hidden.shape[1]), dtype="float32")
+                hidden_padded[:n] = hidden[members]
+                result[start + members] = self._classify(padded, hidden_padded).numpy()[:n]
         return result
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
