@@ -51,6 +51,7 @@ train: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/quality.py
 	$(PY) bench/predictor.py
+	$(PY) bench/retrain.py
 
 clean:
 	rm -rf var build *.egg-info .pytest_cache .mypy_cache .ruff_cache

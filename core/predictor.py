@@ -67,7 +67,7 @@ class Predictor:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def vectorize(texts):  # type: ignore[no-untyped-def]
             ids = words(texts)
-            hidden = wide(ngrams(texts)) if wide is not None else tf.zeros([tf.shape(ids)[0], 0])
+            hidden = wide(ngrams(texts)) if wide is not None and ngrams is not None else tf.zeros([tf.shape(ids)[0], 0])
             return ids, hidden
 
         @tf.function(jit_compile=True)
