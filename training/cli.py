@@ -190,23 +190,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _agent_transaction(settings: Settings):  # type: ignore[no-untyped-def]
-    """A unit of work on the configured database for the agent commands (engine disposed afterwards)."""
+    """A unit of work on the configured database for the agent commands (same engine handling as _registry)."""
     from contextlib import contextmanager
 
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from core.db import make_engine, make_session_factory, transaction
+    from core.db import transaction
 
     @contextmanager
     def unit():  # type: ignore[no-untyped-def]
-        engine = make_engine(settings.database_url)
-        try:
-            with transaction(make_session_factory(engine)) as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise CLIError(f"database error ({type(exc).__name__}); is it migrated (`furiwake migrate`)?") from None
-        finally:
-            engine.dispose()
+        with _registry(settings) as factory, transaction(factory) as session:
+            yield session
 
     return unit()
 

@@ -37,8 +37,10 @@ _CSP = (
 
 
 @bp.after_request
-def _protect(response: Response) -> Response:
-    """Agent pages hold customers' personal data: not cached, not framed, no inline code."""
+def protect_agent_page(response: Response) -> Response:
+    """Agent pages hold customers' personal data: not cached, not framed, no inline code.
+
+    Every agents' blueprint (the queues here, the Models page) registers this same hook."""
     response.headers["Content-Security-Policy"] = _CSP
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "same-origin"

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from api.agents import add_nav_link
 from api.agents.auth import current_agent, login_required
+from api.agents.web import protect_agent_page
 from api.services import current_services, get_session
 from core import registry
 from core.models import ModelVersion, utcnow
@@ -28,11 +29,6 @@ bp = Blueprint("models", __name__, url_prefix="/agent/models")
 log = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# The agents' pages' headers (api/agents/web.py): customers' data, no framing, no inline code.
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 
 def init_app(app: Flask) -> None:
@@ -40,14 +36,7 @@ def init_app(app: Flask) -> None:
     add_nav_link(app, "Models", "models.index")
 
 
-@bp.after_request
-def _protect(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = _CSP
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+bp.after_request(protect_agent_page)  # the same headers as every agents' page
 
 
 def _rows() -> list[dict[str, object]]:
