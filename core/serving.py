@@ -175,7 +175,8 @@ def classifier(model: keras.Model) -> tuple[Any, bool]:
     _require(route.get_config()["activation"] == "softmax", "a route layer without softmax")
     route_kernel, route_bias = (tf.constant(w) for w in route.get_weights())
 
-    @tf.function(jit_compile=True)
+    # reduce_retracing: one generic trace; XLA still compiles (and caches) one executable per concrete shape.
+    @tf.function(jit_compile=True, reduce_retracing=True)
     def classify(ids, starts, ends, wide, reversed_ids=None):  # type: ignore[no-untyped-def]
         parts = [tf.gather(_packed_lstm(*tables[0], ids, starts), ends)]
         if bidirectional:
