@@ -145,6 +145,7 @@ class RetrainSettings:
     max_resolved: int = 20_000  # newest resolved, uncorrected tickets used for training
     epochs: int = 20
     lease_seconds: int = 300  # a crashed trainer blocks the next retrain at most this long
+    keep_versions: int = 10  # model directories kept besides the champion's; older ones are pruned after a retrain
     corpus: Path | None = None  # None: the bundled data/tickets.tsv
 
     @classmethod
@@ -162,12 +163,14 @@ class RetrainSettings:
             max_resolved=_int(env, "RETRAIN_MAX_RESOLVED", cls.max_resolved),
             epochs=_int(env, "RETRAIN_EPOCHS", cls.epochs),
             lease_seconds=_int(env, "RETRAIN_LEASE_SECONDS", cls.lease_seconds),
+            keep_versions=_int(env, "RETRAIN_KEEP_VERSIONS", cls.keep_versions),
             corpus=Path(corpus).resolve() if corpus else None,
         )
         if not 0 <= settings.holdout_percent <= 90:
             raise ConfigError(f"RETRAIN_HOLDOUT_PERCENT: must be within 0..90, got {settings.holdout_percent}")
         for name, value in (("RETRAIN_EVAL_CORRECTIONS", settings.eval_corrections),
-                            ("RETRAIN_MAX_RESOLVED", settings.max_resolved)):
+                            ("RETRAIN_MAX_RESOLVED", settings.max_resolved),
+                            ("RETRAIN_KEEP_VERSIONS", settings.keep_versions)):
             if value < 0:
                 raise ConfigError(f"{name}: must not be negative, got {value}")
         if settings.epochs < 1 or settings.lease_seconds < 30:

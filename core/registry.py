@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import threading
 import uuid
@@ -290,6 +291,37 @@ def rollback(sessions: sessionmaker[Session], model_dir: Path, to: str | None = 
         return old, target
 
     return _switch(sessions, model_dir, change)
+
+
+def prune(sessions: sessionmaker[Session], model_dir: Path, keep: int, dry_run: bool = False) -> list[str]:
+    """Delete the model files of old versions; return the versions pruned (or, with dry_run, that would be).
+
+    Kept: the champion, whatever CURRENT names, candidates still being evaluated, and the `keep` newest of the other
+    versions that still have files (the rollback targets). A version directory is ~30 MB and a nightly retrain
+    writes one, so without this MODEL_DIR grows by gigabytes a year. The registry rows stay (history, the Models
+    page); a pruned version can no longer be rolled back to, and rollback says so. Directories the registry does
+    not know are left alone.
+    """
+    if keep < 0:
+        raise RegistryError(f"keep must not be negative, got {keep}")
+    pruned: list[str] = []
+    with transaction(sessions) as session:
+        _lock_registry(session)  # no promotion or rollback can pick a version while its files go
+        current = current_version(model_dir)
+        others = [
+            row for row in versions(session)
+            if row.status not in ("champion", "candidate") and row.version != current
+            and version_dir(model_dir, row.version).is_dir()
+        ]
+        now = utcnow()
+        for row in others[keep:]:
+            pruned.append(row.version)
+            if not dry_run:
+                shutil.rmtree(version_dir(model_dir, row.version))
+                _note(row, f"{now:%Y-%m-%d %H:%M} UTC model files pruned (the {keep} newest were kept)")
+    if pruned and not dry_run:
+        log.info("pruned the files of %d old model versions: %s", len(pruned), ", ".join(pruned))
+    return pruned
 
 
 def sync(sessions: sessionmaker[Session], model_dir: Path) -> str | None:

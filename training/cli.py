@@ -175,6 +175,26 @@ def cmd_model_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_model_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete the files of old model versions, keeping the champion and the --keep newest others."""
+    from core import registry
+
+    keep = settings.retrain.keep_versions if args.keep is None else args.keep
+    with _registry(settings) as sessions:
+        registry.sync(sessions, settings.model_dir)
+        pruned = registry.prune(sessions, settings.model_dir, keep, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps({"pruned": pruned, "dry_run": args.dry_run, "kept": keep}))
+    elif not pruned:
+        print(f"nothing to prune: at most {keep} versions besides the champion have files")
+    else:
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{verb} the files of {len(pruned)} versions (kept the champion and the {keep} newest others):")
+        for version in pruned:
+            print(f"  {version}")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from core.migrate import upgrade
 
@@ -283,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="VERSION", help="a registered version to make the champion instead")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_model_rollback)
+    p = model_sub.add_parser("prune", help="delete the files of old versions (the champion is always kept)")
+    p.add_argument("--keep", type=int, metavar="N",
+                   help="versions kept besides the champion (default: RETRAIN_KEEP_VERSIONS)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_model_prune)
 
     p = sub.add_parser("migrate", help="upgrade the database to the newest schema")
     p.set_defaults(func=cmd_migrate)

@@ -388,6 +388,10 @@ def _retrain(
             registry.reject(sessions, result.version,
                             f"rejected: the evaluation failed ({type(exc).__name__}: {exc})")
         raise
+    try:
+        registry.prune(sessions, model_dir, settings.retrain.keep_versions)
+    except Exception as exc:  # noqa: BLE001 - disk housekeeping must not fail a retrain whose decision is recorded
+        log.warning("could not prune old model versions: %s", exc)
     seconds["total"] = round(time.monotonic() - started, 1)
     _say(progress, f"{outcome.reason} [{seconds['total']} s]")
     return outcome

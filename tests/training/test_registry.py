@@ -165,6 +165,64 @@ def test_rollback_walks_back_through_the_champions_and_to_any_version(sessions, 
 
 
 @both
+def test_prune_keeps_the_champion_candidates_and_the_newest_others(sessions, tmp_path):
+    model_dir = tmp_path / "models"
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    registry.sync(sessions, model_dir)
+    for previous, version in (("v0", "v1"), ("v1", "v2"), ("v2", "v3")):
+        candidate(sessions, model_dir, version)
+        registry.promote(sessions, model_dir, version, "better", expected_champion=previous)
+    registry.reject(sessions, candidate(sessions, model_dir, "r4"), "worse")
+    candidate(sessions, model_dir, "c5")  # still being evaluated by a running retrain
+    (model_dir / "stray").mkdir()  # not the registry's: left alone
+    # Newest first among the others: r4, v2, v1, v0.
+    assert registry.prune(sessions, model_dir, keep=2, dry_run=True) == ["v1", "v0"]
+    assert (model_dir / "v0").is_dir()
+    assert registry.prune(sessions, model_dir, keep=2) == ["v1", "v0"]
+    assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["c5", "r4", "stray", "v2", "v3"]
+    assert statuses(sessions)["v1"] == "retired"  # the row, its figures and its history stay
+    with sessions() as session:
+        assert "model files pruned" in (session.get(ModelVersion, "v1").reason or "")  # type: ignore[union-attr]
+    with pytest.raises(registry.RegistryError, match="no model files any more"):
+        registry.rollback(sessions, model_dir, to="v1")
+    assert registry.prune(sessions, model_dir, keep=2) == []
+    assert registry.prune(sessions, model_dir, keep=0) == ["r4", "v2"]
+    assert current_version(model_dir) == "v3" and (model_dir / "v3" / "model.keras").is_file()
+    with pytest.raises(registry.RegistryError, match="negative"):
+        registry.prune(sessions, model_dir, keep=-1)
+
+
+def test_model_prune_cli(sqlite_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    model_dir = tmp_path / "models"
+    engine = make_engine(sqlite_url)
+    sessions = make_session_factory(engine)
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    registry.sync(sessions, model_dir)
+    for version in ("v1", "v2"):
+        registry.reject(sessions, candidate(sessions, model_dir, version), "worse")
+    engine.dispose()
+    env = {**os.environ, "FURIWAKE_HOME": str(tmp_path), "MODEL_DIR": str(model_dir), "DATABASE_URL": sqlite_url}
+
+    def prune(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "training", "model", "prune", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    result = prune("--keep", "1", "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"pruned": ["v1"], "dry_run": True, "kept": 1}
+    assert (model_dir / "v1").is_dir()
+    result = prune("--keep", "1")
+    assert result.returncode == 0 and "deleted the files of 1 versions" in result.stdout and "v1" in result.stdout
+    assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["v0", "v2"]
+    result = prune("--keep", "-3")
+    assert result.returncode == 1 and "negative" in result.stderr and "Traceback" not in result.stderr
+
+
+@both
 def test_lease_one_holder_at_a_time_and_a_crashed_holder_expires(sessions):
     first = registry.Lease(sessions, registry.RETRAIN_LEASE, 60, holder="first")
     second = registry.Lease(sessions, registry.RETRAIN_LEASE, 60, holder="second")
@@ -338,15 +396,16 @@ def test_decision_needs_the_margin_and_no_forgetting():
 def test_retrain_settings_from_the_environment():
     settings = Settings.from_env({"RETRAIN_SCHEDULE": "30 2 * * 1-5", "RETRAIN_MIN_GAIN": "0.01",
                                   "RETRAIN_WEIGHT_CORRECTION": "3", "RETRAIN_HOLDOUT_PERCENT": "10",
-                                  "RETRAIN_MAX_CORPUS_DROP": "0.05"})
+                                  "RETRAIN_MAX_CORPUS_DROP": "0.05", "RETRAIN_KEEP_VERSIONS": "3"})
     assert settings.retrain.schedule == "30 2 * * 1-5" and settings.retrain.min_gain == 0.01
     assert settings.retrain.weight_correction == 3.0 and settings.retrain.holdout_percent == 10
-    assert settings.retrain.max_corpus_drop == 0.05
+    assert settings.retrain.max_corpus_drop == 0.05 and settings.retrain.keep_versions == 3
     assert Settings.from_env({}).retrain == RetrainSettings()
     for env, name in (({"RETRAIN_SCHEDULE": "nightly"}, "RETRAIN_SCHEDULE"),
                       ({"RETRAIN_MIN_GAIN": "lots"}, "RETRAIN_MIN_GAIN"),
                       ({"RETRAIN_WEIGHT_RESOLVED": "-1"}, "RETRAIN_WEIGHT_RESOLVED"),
-                      ({"RETRAIN_HOLDOUT_PERCENT": "95"}, "RETRAIN_HOLDOUT_PERCENT")):
+                      ({"RETRAIN_HOLDOUT_PERCENT": "95"}, "RETRAIN_HOLDOUT_PERCENT"),
+                      ({"RETRAIN_KEEP_VERSIONS": "-1"}, "RETRAIN_KEEP_VERSIONS")):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env(env)
 
