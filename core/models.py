@@ -76,6 +76,8 @@ class Ticket(Base):
         # The sweep and the "all" queue: status, oldest first.
         Index("ix_tickets_status_created", "status", "created_at", "id"),
         Index("ix_tickets_created", "created_at", "id"),
+        # Per model version: the override rate (grouped) and the retrain's replay of its newest routed tickets.
+        Index("ix_tickets_model_version_routed", "model_version", "routed_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
