@@ -7,6 +7,8 @@
    routed_p50/p99_ms: created_at → routed_at per ticket, from the database;
 3. intake_p50/p99_ms: POST latency at a steady 50 tickets/s (open loop);
 lost: tickets never routed within the time limit.
+cpu_ms_per_ticket: CPU time of the API, the worker, PostgreSQL, Redis and the load generator per ticket during
+   the burst (from /proc), and cpu_busy_share: how much of the machine's cores they kept busy.
 The model is the current one in MODEL_DIR (train it first: `furiwake train`).
 """
 
@@ -42,6 +44,29 @@ SAMPLES = [
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each part of the system, read from /proc (Linux): the process groups of the
+    API and the worker (started with start_new_session), PostgreSQL's processes, Redis, and this load generator."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys([*groups, "postgres", "redis", "load_generator"], 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # the process ended meanwhile
+        pid = int(text.split(" ", 1)[0])
+        command = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()  # state ppid pgrp ... utime (field 14) stime (15)
+        used = (int(fields[11]) + int(fields[12])) / ticks
+        group = next((name for name, pgid in groups.items() if int(fields[2]) == pgid), None)
+        if group is None:
+            group = ("postgres" if command == "postgres" else "redis" if command.startswith("redis-server")
+                     else "load_generator" if pid == os.getpid() else None)
+        if group is not None:
+            totals[group] += used
+    return totals
 
 
 def free_port() -> int:
@@ -143,6 +168,8 @@ def main() -> int:
                 return int(conn.execute(sa.text(
                     "SELECT count(*) FROM tickets WHERE status IN ('routed', 'needs_review')")).scalar_one())
 
+        groups = {"api": children[1].pid, "worker": children[0].pid}
+        cpu_before = cpu_seconds(groups)
         started = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
             burst_latencies = list(pool.map(post, range(args.tickets)))
@@ -152,6 +179,12 @@ def main() -> int:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         routed = done_count()
+        cpu_after = cpu_seconds(groups)
+        # Where the time goes: CPU milliseconds per ticket of each part, over the burst until all were routed.
+        result["cpu_ms_per_ticket"] = {name: round((cpu_after[name] - cpu_before[name]) * 1000 / args.tickets, 3)
+                                       for name in cpu_after}
+        result["cpu_busy_share"] = round(sum(cpu_after.values()) - sum(cpu_before.values()), 2) / round(
+            elapsed * (os.cpu_count() or 1), 2)
         result["submit_per_s"] = round(args.tickets / submitted, 1)
         result["routed_per_s"] = round(routed / elapsed, 1)
         result["routed_vs_noop"] = round((routed / elapsed) / noop_per_s, 3)

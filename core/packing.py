@@ -47,17 +47,17 @@ def pack(
 ) -> Packed:
     """Pack `sequences` ([n, width] ids, each left-aligned and `lengths[i]` long) into rows.
 
-    The row length is the bucket of the longest ticket; the row count is bucketed too, and so is nothing else, so
-    a call has one of len(length_sizes)·len(row_sizes) shapes. `reverse` lays each ticket's tokens out backwards
-    (for the backward half of a bidirectional layer): same rows, starts and ends. `slots` ≥ n fixes the length of
-    `ends`, so the read-out has one shape too.
+    Rows are the largest length size long, except when the whole batch fits in one row: then that row is cut to
+    the bucket of its tokens (a single ticket's call stays short). So a call has one of len(length_sizes) one-row
+    shapes or len(row_sizes) - 1 full-length ones: few enough for a worker to compile them all at start.
+    `reverse` lays each ticket's tokens out backwards (for the backward half of a bidirectional layer): same rows,
+    starts and ends. `slots` ≥ n fixes the length of `ends`, so the read-out has one shape too.
     """
     n = len(lengths)
     if n > slots:
         raise ValueError(f"{n} sequences do not fit {slots} slots")
-    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), sequences.shape[1] if n else 0)
-    row_length = bucket(int(lengths.max()) if n else 1, length_sizes)
-    lengths = np.minimum(lengths, row_length)
+    capacity = length_sizes[-1]
+    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), min(capacity, sequences.shape[1]))
 
     # First-fit decreasing: longest first, each into the first row with room for it.
     order = np.argsort(-lengths, kind="stable")
@@ -70,10 +70,11 @@ def pack(
             break  # the rest are empty too: they keep the zero state
         row = next((r for r, free in enumerate(room) if free >= size), len(room))
         if row == len(room):
-            room.append(row_length)
-        row_of[i], offset_of[i] = row, row_length - room[row]
+            room.append(capacity)
+        row_of[i], offset_of[i] = row, capacity - room[row]
         room[row] -= size
 
+    row_length = capacity if len(room) > 1 else bucket(capacity - room[0] if room else 1, length_sizes)
     rows = bucket(max(1, len(room)), row_sizes)
     ids = np.zeros((rows, row_length), dtype=np.int32)
     starts = np.zeros((rows, row_length), dtype=np.float32)

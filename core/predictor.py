@@ -4,7 +4,8 @@ Imports TensorFlow: only the worker, the trainer and the CLI use this module, ne
 The saved Keras model is the artifact; core.serving rearranges its weights into two compiled functions (string
 vectorizing as a graph tf.function, the recurrent classifier under XLA) that compute the same probabilities with
 far fewer operations, and core.packing lays a batch's tickets end to end so the LSTM skips padding. XLA compiles
-per input shape, so rows and row lengths are bucketed: a few shapes, each compiled once per process.
+per input shape, so rows and row lengths are bucketed to 17 shapes (sequence length 120), and a worker compiles
+them all when it loads a version (~4 s): a shape first met under load would stall its batch for a compilation.
 """
 
 from __future__ import annotations
@@ -56,10 +57,25 @@ class Predictor:
         self._vectorize = serving.vectorizer(self.model)
         self._classify, self._bidirectional = serving.classifier(self.model)
         self._length_sizes = length_sizes(self.sequence_length)
+        self._wide_units = int(self._vectorize(tf.constant([""]))[1].shape[1])
         if warm_up:
-            # Compile the shapes single tickets meet first (up to 32 tokens) before the first real ticket waits.
-            for token_count in (1, 12, 24):
-                self.probabilities_prepared([" ".join(["warm"] * token_count)])
+            self.compile_all_shapes()
+
+    def shapes(self) -> list[tuple[int, int]]:
+        """Every (rows, row length) a call can have (core.packing): one short row, or full-length rows."""
+        full = self._length_sizes[-1]
+        return [(1, length) for length in self._length_sizes] + [(rows, full) for rows in ROW_SIZES[1:]]
+
+    def compile_all_shapes(self) -> None:
+        """Have XLA compile every shape now (~0.1–0.2 s each), so no ticket ever waits for a compilation: a
+        worker calls this after the fork, and before a hot-reloaded version replaces the old one."""
+        wide = np.zeros((MAX_BATCH, self._wide_units), dtype="float32")
+        ends = np.zeros(MAX_BATCH, dtype="int32")
+        self._vectorize(tf.constant(["warm up"]))
+        for rows, length in self.shapes():
+            ids = np.ones((rows, length), dtype="int32")
+            extra = [ids] if self._bidirectional else []
+            self._classify(ids, np.zeros((rows, length), dtype="float32"), ends, wide, *extra)
 
     def probabilities_prepared(self, prepared: Sequence[str]) -> np.ndarray:
         """Probabilities for texts already passed through core.text.prepare (shape [n, routes]), ≤ 128 per call."""

@@ -75,6 +75,13 @@ def test_a_single_short_ticket_is_one_short_row():
     assert packed.ids.shape == (1, 8) and packed.ends[0] == 5
 
 
+def test_shapes_are_one_short_row_or_full_length_rows():
+    """Few shapes: a worker compiles every one of them at start (core.predictor)."""
+    assert pack(sequences_of([30, 30]), np.array([30, 30]), LENGTHS, ROWS, slots=8).ids.shape == (1, 64)
+    assert pack(sequences_of([100, 100]), np.array([100, 100]), LENGTHS, ROWS, slots=8).ids.shape == (2, 120)
+    assert pack(sequences_of([60, 61, 9]), np.array([60, 61, 9]), LENGTHS, ROWS, slots=8).ids.shape == (2, 120)
+
+
 def test_all_empty_and_too_many():
     packed = pack(np.zeros((2, 120), dtype=np.int32), np.array([0, 0]), LENGTHS, ROWS, slots=4)
     assert packed.ids.shape == (1, 8) and not packed.ends.any()

@@ -230,6 +230,8 @@ def test_button_retrain_promotes_hot_reloads_and_rolls_back_while_tickets_flow(p
                 assert ticket.model_version == v1, "a worker still served v2 30 s after the rollback"
         first_v2 = min(t.routed_at for t in final if t.model_version == v2 and t.routed_at)
         last_v1 = max(t.routed_at for t in final if t.model_version == v1 and t.routed_at and t.routed_at < rolled_at)
+        print(f"switch after promotion: first v2 at +{(first_v2 - promoted_at).total_seconds():.1f} s, "
+              f"last v1 at +{(last_v1 - promoted_at).total_seconds():.1f} s")  # docs/retraining.md quotes these
         assert first_v2 - promoted_at < SWITCH_BOUND and last_v1 - promoted_at < SWITCH_BOUND
 
         # v2 learnt from the agents: it sends new premium tickets (never trained on) to Account more often than v1.
