@@ -131,6 +131,32 @@ def test_submit_commits_enqueues_then_marks_queued(factory, celery_for, redis_ur
     assert broker.llen(CLASSIFY_QUEUE) == 1
 
 
+def test_submit_returns_the_ticket_as_stored(factory, celery_for, redis_url: str) -> None:
+    """Without a key the ticket is INSERTed by a Core statement and the ticket returned is built from the same
+    values, not read back: every column must match the row."""
+    ticket, created = submit_ticket(
+        factory, celery_for(redis_url), channel="web", body="請求書", subject="件名", customer_email="a@example.jp"
+    )
+    assert created and ticket.created_at == ticket.queued_at
+    with factory() as session:
+        stored = session.get(Ticket, ticket.id)
+        assert stored is not None
+        columns = [column.key for column in Ticket.__table__.columns]
+        assert {key: getattr(stored, key) for key in columns} == {key: getattr(ticket, key) for key in columns}
+    assert (stored.channel, stored.status, stored.attempts, stored.customer_name) == ("web", "queued", 0, None)
+
+
+@pytest.mark.parametrize("key", ["idempotency_key", "message_id"])
+def test_submit_with_a_key_stores_it_queued(factory, celery_for, redis_url: str, key: str) -> None:
+    ticket, created = submit_ticket(factory, celery_for(redis_url), channel="email", body="再送", **{key: "<m@x>"})
+    assert created and ticket.status == "queued" and ticket.created_at == ticket.queued_at
+    with factory() as session:
+        stored = session.get(Ticket, ticket.id)
+        assert stored is not None and getattr(stored, key) == "<m@x>"
+        assert (stored.status, stored.created_at, stored.queued_at) == ("queued", ticket.created_at, ticket.queued_at)
+    assert redis.Redis.from_url(redis_url).llen(CLASSIFY_QUEUE) == 1
+
+
 def test_submit_of_a_repeat_does_not_enqueue_again(factory, celery_for, redis_url: str) -> None:
     broker = redis.Redis.from_url(redis_url)
     celery = celery_for(redis_url)
