@@ -5,15 +5,11 @@ Tasks are sent by name, so the API never imports worker code (nor TensorFlow thr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from functools import cached_property
-from typing import Any
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from celery import Celery
 from celery.utils import uuid as task_uuid
-from kombu.transport import redis as kombu_redis
 
 from core.config import Settings
 
@@ -43,10 +39,13 @@ def make_celery(settings: Settings) -> Celery:
             "store_processed": False,
             "polling_interval": 0.05,
         }
+        # kombu's filesystem transport with atomic writes (core.transports): its own can hand a consumer a
+        # message file the producer has created but not yet written.
+        app.conf.broker_transport = "core.transports:FilesystemTransport"
     if urlsplit(settings.broker_url).scheme == "redis":
-        # kombu's Redis transport with one redis-py client per channel (RedisChannel, below). Named by its import
+        # kombu's Redis transport with one redis-py client per channel (core.transports). Named by its import
         # path so that logs show it; rediss:// and sentinel:// keep kombu's own, which set up TLS and sentinels.
-        app.conf.broker_transport = f"{__name__}:RedisTransport"
+        app.conf.broker_transport = "core.transports:RedisTransport"
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_timeout=2,
@@ -73,28 +72,6 @@ def make_celery(settings: Settings) -> Celery:
     )
     add_retraining(app, settings)
     return app
-
-
-class RedisChannel(kombu_redis.Channel):
-    """kombu's Redis channel, reusing one redis-py client for the commands it sends outside the consumer's loop.
-
-    kombu builds a new `redis.Redis` for each such command: every publish (LPUSH), every ack. redis-py's constructor
-    rebuilds its table of ~170 response callbacks each time, about 45 us of CPU: more than the LPUSH it is made
-    for, and a fifth of what the API spent publishing a ticket. The client is only a thread-safe handle on the
-    channel's connection pool (pipelines are made per use from it), so one per channel does the same job.
-    """
-
-    @cached_property
-    def _shared_client(self) -> Any:
-        return self._create_client()
-
-    @contextmanager
-    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
-        yield client or self._shared_client
-
-
-class RedisTransport(kombu_redis.Transport):
-    Channel = RedisChannel
 
 
 def enqueue_classification(app: Celery, ticket_ids: Iterable[str]) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 from celery import Celery
 
 from core.config import Settings
-from core.queue import CLASSIFY_QUEUE, CLASSIFY_TASK, RedisTransport, enqueue_classification, make_celery
+from core.queue import CLASSIFY_QUEUE, CLASSIFY_TASK, enqueue_classification, make_celery
+from core.transports import RedisTransport
 
 
 def test_enqueue_publishes_one_classify_message_per_ticket(make_settings: Callable[..., Settings],
@@ -44,4 +48,47 @@ def test_the_redis_channel_reuses_one_client(make_settings: Callable[..., Settin
 
 
 def test_other_brokers_keep_their_own_transport(make_settings: Callable[..., Settings]) -> None:
-    assert "broker_transport" not in make_celery(make_settings()).conf.changes  # filesystem://, embedded mode
+    settings = make_settings(broker_url="amqp://guest:guest@127.0.0.1:5672//")
+    assert "broker_transport" not in make_celery(settings).conf.changes
+
+
+def _drain_while_publishing(transport: str, tmp_path: Path, count: int = 200) -> list[dict[str, object]]:
+    """One thread publishes `count` large messages while this one consumes them as fast as it can."""
+    from kombu import Connection
+    from kombu.transport.virtual import Empty
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+    payload = {"body": "x" * 400_000}
+    received: list[dict[str, object]] = []
+    with Connection(transport=transport, transport_options=options) as producer_connection, \
+            Connection(transport=transport, transport_options=options) as consumer_connection:
+        producer, consumer = producer_connection.default_channel, consumer_connection.default_channel
+
+        def publish() -> None:
+            for i in range(count):
+                producer._put("q", {**payload, "i": i})
+
+        thread = threading.Thread(target=publish)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while len(received) < count and time.monotonic() < deadline:
+            try:
+                received.append(consumer._get("q"))
+            except Empty:
+                time.sleep(0.0005)
+        thread.join()
+    return received
+
+
+def test_the_embedded_broker_never_hands_out_a_half_written_message(tmp_path: Path) -> None:
+    """kombu's own filesystem transport writes into the final name, so a consumer can read an empty file (a
+    JSONDecodeError that stopped a worker in CI); core.transports writes aside and renames into place."""
+    received = _drain_while_publishing("core.transports:FilesystemTransport", tmp_path)
+    assert sorted(int(message["i"]) for message in received) == list(range(200))  # type: ignore[call-overload]
+    assert not list((tmp_path / "queue").iterdir())  # nothing left over, no `.part` files
+
+
+def test_embedded_mode_uses_the_atomic_filesystem_transport(make_settings: Callable[..., Settings]) -> None:
+    assert make_celery(make_settings()).conf.broker_transport == "core.transports:FilesystemTransport"
