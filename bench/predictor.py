@@ -3,8 +3,8 @@
     python bench/predictor.py [--model DIR] [--skip-train] [--json]
 
 single-ticket latency (p50/p99 of Predictor.predict([text]), clean-up + MeCab + model), batch-128 throughput
-(median of 5 passes, with and without text preparation), tokenisation speed (clean + MeCab, and MeCab alone), and the wall time of
-training the bundled model from scratch with the default options (`furiwake train`).
+(median of 5 passes, with and without text preparation), tokenisation speed (clean + MeCab, and MeCab alone),
+and the wall time of training the bundled model from scratch with the default options (`furiwake train`).
 """
 
 from __future__ import annotations
