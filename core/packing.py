@@ -22,11 +22,14 @@ class Packed:
     starts:  [rows, length] 1.0 where a ticket's first token sits (the state is reset there), else 0.0.
     ends:    [slots] index of each ticket's last token in `1 + rows·length` flattened positions; 0 (a zero state)
              for a ticket with no tokens, and for the unused slots after the last ticket.
+    reversed_ids: with `reverse`, the same rows with each ticket's tokens backwards (for the backward half of a
+             bidirectional layer, which shares starts and ends); else None.
     """
 
     ids: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
+    reversed_ids: np.ndarray | None = None
 
 
 def bucket(n: int, sizes: tuple[int, ...]) -> int:
@@ -50,8 +53,8 @@ def pack(
     Rows are the largest length size long, except when the whole batch fits in one row: then that row is cut to
     the bucket of its tokens (a single ticket's call stays short). So a call has one of len(length_sizes) one-row
     shapes or len(row_sizes) - 1 full-length ones: few enough for a worker to compile them all at start.
-    `reverse` lays each ticket's tokens out backwards (for the backward half of a bidirectional layer): same rows,
-    starts and ends. `slots` ≥ n fixes the length of `ends`, so the read-out has one shape too.
+    `reverse` also lays each ticket's tokens out backwards in `reversed_ids`, placed by the same packing.
+    `slots` ≥ n fixes the length of `ends`, so the read-out has one shape too.
     """
     n = len(lengths)
     if n > slots:
@@ -78,11 +81,14 @@ def pack(
     rows = bucket(max(1, len(room)), row_sizes)
     ids = np.zeros((rows, row_length), dtype=np.int32)
     starts = np.zeros((rows, row_length), dtype=np.float32)
+    reversed_ids = np.zeros_like(ids) if reverse else None
     ends = np.zeros(slots, dtype=np.int32)
     for i in np.flatnonzero(lengths):
         row, offset, size = row_of[i], offset_of[i], lengths[i]
         tokens = sequences[i, :size]
-        ids[row, offset : offset + size] = tokens[::-1] if reverse else tokens
+        ids[row, offset : offset + size] = tokens
+        if reversed_ids is not None:
+            reversed_ids[row, offset : offset + size] = tokens[::-1]
         starts[row, offset] = 1.0
         ends[i] = 1 + row * row_length + offset + size - 1
-    return Packed(ids=ids, starts=starts, ends=ends)
+    return Packed(ids=ids, starts=starts, ends=ends, reversed_ids=reversed_ids)

@@ -87,10 +87,8 @@ class Predictor:
             lengths = (ids != 0).sum(axis=1)  # word ids are left-aligned, 0 only as padding
             wide_slots = np.zeros((MAX_BATCH, wide.shape[1]), dtype="float32")
             wide_slots[: len(chunk)] = wide.numpy()
-            packed = pack(ids, lengths, self._length_sizes, ROW_SIZES, MAX_BATCH)
-            extra = []
-            if self._bidirectional:
-                extra.append(pack(ids, lengths, self._length_sizes, ROW_SIZES, MAX_BATCH, reverse=True).ids)
+            packed = pack(ids, lengths, self._length_sizes, ROW_SIZES, MAX_BATCH, reverse=self._bidirectional)
+            extra = [packed.reversed_ids] if self._bidirectional else []
             probabilities = self._classify(packed.ids, packed.starts, packed.ends, wide_slots, *extra)
             result[start : start + len(chunk)] = probabilities.numpy()[: len(chunk)]
         return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -66,7 +68,9 @@ def test_reverse_lays_each_ticket_out_backwards_in_the_same_places():
     backward = pack(ids, np.array(lengths), LENGTHS, ROWS, slots=8, reverse=True)
     np.testing.assert_array_equal(forward.ends, backward.ends)
     np.testing.assert_array_equal(forward.starts, backward.starts)
-    for i, tokens in enumerate(unpack(backward, lengths)):
+    np.testing.assert_array_equal(forward.ids, backward.ids)
+    assert forward.reversed_ids is None and backward.reversed_ids is not None
+    for i, tokens in enumerate(unpack(replace(backward, ids=backward.reversed_ids), lengths)):
         np.testing.assert_array_equal(tokens, ids[i, : lengths[i]][::-1])
 
 

@@ -56,6 +56,15 @@ def candidate(sessions, model_dir: Path, version: str) -> str:
     return version
 
 
+def champions(sessions, model_dir: Path, count: int) -> None:
+    """v0 adopted as the first champion, then v1 … v<count-1> each trained and promoted over the one before."""
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    registry.sync(sessions, model_dir)
+    for number in range(1, count):
+        candidate(sessions, model_dir, f"v{number}")
+        registry.promote(sessions, model_dir, f"v{number}", "better", expected_champion=f"v{number - 1}")
+
+
 def statuses(sessions) -> dict[str, str]:
     with sessions() as session:
         return {row.version: row.status for row in registry.versions(session)}
@@ -141,11 +150,7 @@ def test_promotion_needs_the_lease_still_held(sessions, tmp_path):
 @both
 def test_rollback_walks_back_through_the_champions_and_to_any_version(sessions, tmp_path):
     model_dir = tmp_path / "models"
-    set_current(model_dir, fake_version(model_dir, "v0"))
-    registry.sync(sessions, model_dir)
-    for previous, version in (("v0", "v1"), ("v1", "v2")):
-        candidate(sessions, model_dir, version)
-        registry.promote(sessions, model_dir, version, "better", expected_champion=previous)
+    champions(sessions, model_dir, 3)
     assert registry.rollback(sessions, model_dir) == ("v2", "v1")
     assert current_version(model_dir) == "v1"
     assert registry.rollback(sessions, model_dir) == ("v1", "v0")  # further back, not back to v2
@@ -167,11 +172,7 @@ def test_rollback_walks_back_through_the_champions_and_to_any_version(sessions, 
 @both
 def test_prune_keeps_the_champion_candidates_and_the_newest_others(sessions, tmp_path):
     model_dir = tmp_path / "models"
-    set_current(model_dir, fake_version(model_dir, "v0"))
-    registry.sync(sessions, model_dir)
-    for previous, version in (("v0", "v1"), ("v1", "v2"), ("v2", "v3")):
-        candidate(sessions, model_dir, version)
-        registry.promote(sessions, model_dir, version, "better", expected_champion=previous)
+    champions(sessions, model_dir, 4)
     registry.reject(sessions, candidate(sessions, model_dir, "r4"), "worse")
     candidate(sessions, model_dir, "c5")  # still being evaluated by a running retrain
     (model_dir / "stray").mkdir()  # not the registry's: left alone
