@@ -8,6 +8,8 @@ COPY core core
 COPY api api
 COPY worker worker
 COPY training training
+COPY serving serving
+COPY cli cli
 COPY migrations migrations
 COPY data data
 RUN pip install --no-cache-dir -e ".[ml]" && useradd --create-home furiwake && mkdir -p /app/var /models \

@@ -43,7 +43,8 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy core api worker training bench
+	$(VENV)/bin/mypy cli api worker training serving core bench
+	$(VENV)/bin/lint-imports
 
 train: $(STAMP)
 	$(VENV)/bin/furiwake train

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask, api: ProblemApi) -> None:
-    from api import agents, health, models_page
+    from api import agents, health, model_versions
     from api.email import bp as email_webhooks
     from api.intake import tickets, web
 
@@ -39,4 +39,4 @@ def _register_blueprints(app: Flask, api: ProblemApi) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(email_webhooks)  # /webhooks/email/{sendgrid,mailgun,postmark,raw}
     agents.init_app(app, api)  # /agent pages, sign-in, CSRF, bearer-token actions
-    models_page.init_app(app)  # /agent/models: versions, decisions, retrain and rollback buttons
+    model_versions.init_app(app)  # /agent/models: versions, decisions, retrain and rollback buttons

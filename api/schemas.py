@@ -13,7 +13,7 @@ from flask import url_for
 from marshmallow import fields, validate
 
 from api.services import current_services
-from core.models import STATUSES, Ticket
+from core.orm import STATUSES, Ticket
 from core.routes import ROUTES
 from core.tickets import Position
 

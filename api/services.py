@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory
-from core.queue import make_celery
+from core.messaging import make_celery
 
 EXTENSION = "furiwake"
 

@@ -82,8 +82,8 @@ def main() -> int:
     from celery import Celery
 
     from core.config import Settings
+    from core.messaging import NOOP_TASK
     from core.migrate import upgrade
-    from core.queue import NOOP_TASK
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickets", type=int, default=3000)

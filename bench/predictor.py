@@ -30,8 +30,8 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> int:
     from core.artifacts import resolve
     from core.config import Settings
-    from core.predictor import Predictor
     from core.text import clean, prepare_many, tokenize
+    from serving.predictor import Predictor
     from training.datasets import load
     from training.train import train
 

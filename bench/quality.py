@@ -39,7 +39,7 @@ def baseline_scores(train_texts: list[str], train_routes: list[str], test_texts:
 
 
 def lstm_scores(train_set, test_set, wide: bool, epochs: int) -> tuple[dict[str, float], list[int], float]:
-    from core.predictor import Predictor
+    from serving.predictor import Predictor
     from training.metrics import score
     from training.model import ModelConfig
     from training.train import TrainOptions, split, train

@@ -39,7 +39,7 @@ def _drift(texts: list[str]) -> list[str]:
 def _ja_dev(model_dir: Path, version: str | None) -> float | None:
     if version is None or not JA_DEV.is_file():
         return None
-    from core.predictor import Predictor
+    from serving.predictor import Predictor
     from training.datasets import load
     from training.metrics import score
 
@@ -50,7 +50,7 @@ def _ja_dev(model_dir: Path, version: str | None) -> float | None:
 def _account_share(model_dir: Path, version: str | None, texts: list[str]) -> float | None:
     if version is None:
         return None
-    from core.predictor import Predictor
+    from serving.predictor import Predictor
 
     routes = [p.route for p in Predictor(model_dir / version, warm_up=False).predict(texts)]
     return routes.count("Account") / len(routes)
@@ -60,7 +60,7 @@ def run(corrections: int, resolved: int, epochs: int | None) -> list[dict[str, A
     from core.config import Settings
     from core.db import make_engine, make_session_factory
     from core.migrate import upgrade
-    from core.models import Correction, Ticket, utcnow
+    from core.orm import Correction, Ticket, utcnow
     from training.datasets import load
     from training.retrain import BUNDLED_CORPUS, corpus_split, retrain
     from training.train import TrainOptions, train

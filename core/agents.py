@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from core.models import Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
+from core.orm import Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
 from core.routes import ROUTES
 
 MIN_PASSWORD_CHARS = 12

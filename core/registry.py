@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.artifacts import NoModelError, current_version, read_meta, set_current, version_dir
 from core.db import transaction
-from core.models import Correction, JobLease, ModelVersion, Ticket, utcnow
+from core.orm import Correction, JobLease, ModelVersion, Ticket, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -173,3 +173,8 @@ def prepare(text: str) -> str:
 
 def prepare_many(texts: Iterable[str]) -> list[str]:
     return [prepare(text) for text in texts]
+
+
+def ticket_text(subject: str | None, body: str) -> str:
+    """What the model reads: the subject (often the clearest statement of the need) and the body."""
+    return f"{subject}\n{body}" if subject else body

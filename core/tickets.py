@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import transaction
-from core.models import Ticket, new_reference, utcnow
-from core.queue import enqueue_classification
+from core.messaging import enqueue_classification
+from core.orm import Ticket, new_reference, utcnow
 
 log = logging.getLogger(__name__)
 

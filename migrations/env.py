@@ -8,7 +8,7 @@ from alembic import context
 
 from core.config import Settings
 from core.db import make_engine
-from core.models import Base
+from core.orm import Base
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logging", True):

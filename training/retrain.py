@@ -43,12 +43,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import registry
 from core.config import Settings
 from core.db import make_engine, make_session_factory
-from core.models import Correction, Ticket
+from core.orm import Correction, Ticket
 from core.routes import ROUTES, RouteMap
-from core.text import clean
+from core.text import clean, ticket_text
 from training.datasets import Dataset, Example, guess_format, load
 from training.train import TrainOptions, split
-from worker.routing import ticket_text
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +303,7 @@ def _retrain(
     options: TrainOptions | None,
     progress: Callable[[str], None] | None,
 ) -> RetrainOutcome:
-    from core.predictor import Predictor
+    from serving.predictor import Predictor
     from training import plots
     from training.train import train
 

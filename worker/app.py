@@ -11,7 +11,7 @@ import os
 from celery.signals import worker_process_init
 
 from core.config import Settings
-from core.queue import make_celery
+from core.messaging import make_celery
 from worker.state import ProcessState
 from worker.tasks import register
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.config import Settings
-from core.queue import make_celery
+from core.messaging import make_celery
 
 settings = Settings.from_env()
 app = make_celery(settings)

@@ -12,8 +12,8 @@ from typing import cast
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import PENDING_STATUSES, Ticket, utcnow
-from core.text import prepare_many
+from core.orm import PENDING_STATUSES, Ticket, utcnow
+from core.text import prepare_many, ticket_text
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2000
@@ -24,11 +24,6 @@ class RoutingOutcome:
     routed: list[str] = field(default_factory=list)
     needs_review: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unknown, or already routed: idempotent no-ops
-
-
-def ticket_text(subject: str | None, body: str) -> str:
-    """What the model reads: the subject (often the clearest statement of the need) and the body."""
-    return f"{subject}\n{body}" if subject else body
 
 
 def _uuids(ticket_ids: Sequence[str]) -> list[uuid.UUID]:
@@ -43,7 +38,7 @@ def _uuids(ticket_ids: Sequence[str]) -> list[uuid.UUID]:
 
 def route_tickets(
     sessions: sessionmaker[Session],
-    predictor,  # core.predictor.Predictor (untyped here so this module does not import TensorFlow)
+    predictor,  # serving.predictor.Predictor (untyped here so this module does not import TensorFlow)
     ticket_ids: Sequence[str],
     review_thresholds: Mapping[str, float],
     attempt: int = 0,

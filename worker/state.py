@@ -27,7 +27,7 @@ class ProcessState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._sessions: sessionmaker[Session] | None = None
-        self._predictor: Any = None  # core.predictor.Predictor, imported lazily (TensorFlow)
+        self._predictor: Any = None  # serving.predictor.Predictor, imported lazily (TensorFlow)
         self._checked_at = 0.0
         self._failed_version: str | None = None  # a version that failed to load, and when: not retried at once
         self._failed_at = 0.0
@@ -72,7 +72,7 @@ class ProcessState:
             recently_failed = self._failed_version == wanted and now - self._failed_at < RELOAD_RETRY_SECONDS
             if self._predictor is not None and recently_failed:
                 return self._predictor
-            from core.predictor import Predictor
+            from serving.predictor import Predictor
 
             started = time.monotonic()
             try:

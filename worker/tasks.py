@@ -10,7 +10,7 @@ from celery_batches import Batches
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.artifacts import NoModelError
-from core.queue import (
+from core.messaging import (
     CLASSIFY_QUEUE,
     CLASSIFY_TASK,
     NOOP_TASK,

@@ -17,7 +17,7 @@ from api.schemas import TicketSchema
 from api.services import current_services
 from core import agents as actions
 from core.db import transaction
-from core.models import Ticket
+from core.orm import Ticket
 from core.routes import ROUTES
 
 blp = ProblemBlueprint(

@@ -35,7 +35,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from api.i18n import pick_language, texts
 from api.services import get_session
 from core.agents import password_fingerprint
-from core.models import Agent
+from core.orm import Agent
 
 View = TypeVar("View", bound=Callable[..., object])
 

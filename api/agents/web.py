@@ -22,7 +22,7 @@ from api.agents.auth import AgentUser, cookie_will_be_dropped, current_agent, lo
 from api.services import current_services, get_session
 from core import agents as actions
 from core.db import transaction
-from core.models import Ticket, utcnow
+from core.orm import Ticket, utcnow
 from core.routes import ROUTES
 
 bp = Blueprint("agents", __name__, url_prefix="/agent")

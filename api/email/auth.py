@@ -27,7 +27,7 @@ from api.email.formdata import Form
 from api.problems import problem_response
 from core.config import Settings
 from core.db import transaction
-from core.models import WebhookNonce, utcnow
+from core.orm import WebhookNonce, utcnow
 
 MAX_SKEW_SECONDS = 300
 NONCE_TTL = timedelta(minutes=15)

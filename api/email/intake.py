@@ -26,7 +26,7 @@ from api.email.message import InboundMail, MailRejected
 from api.email.reply import customer_words
 from api.services import Services
 from core.db import transaction
-from core.models import InboundEmail
+from core.orm import InboundEmail
 from core.tickets import submit_ticket
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from api.schemas import (
     encode_cursor,
 )
 from api.services import current_services, get_session
-from core.models import Ticket
+from core.orm import Ticket
 from core.tickets import get_ticket, list_tickets, submit_ticket
 
 blp = ProblemBlueprint("tickets", __name__, url_prefix="/api/v1/tickets", description="Support tickets")

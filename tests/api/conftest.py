@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from api import create_app
 from core.config import Settings
-from core.models import Ticket
-from core.queue import CLASSIFY_QUEUE
+from core.messaging import CLASSIFY_QUEUE
+from core.orm import Ticket
 
 # Nothing listens here: a broker outage, without stopping the real Redis other tests use.
 DEAD_BROKER_URL = "redis://127.0.0.1:6390/0"

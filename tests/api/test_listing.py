@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core.models import Ticket, utcnow
+from core.orm import Ticket, utcnow
 from tests.api.agents.conftest import make_agent
 from tests.api.conftest import assert_problem, both_backends
 

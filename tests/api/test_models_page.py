@@ -12,8 +12,8 @@ import pytest
 
 from core import registry
 from core.artifacts import current_version, set_current
-from core.models import Correction, Ticket
-from core.queue import RETRAIN_TASK, TRAINING_QUEUE
+from core.messaging import RETRAIN_TASK, TRAINING_QUEUE
+from core.orm import Correction, Ticket
 from tests.api.agents.conftest import csrf_token, make_agent, sign_in
 from tests.api.conftest import DEAD_BROKER_URL, both_backends
 from tests.training.test_registry import fake_version

@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import Flask
 from sqlalchemy import update
 
-from core.models import Ticket, utcnow
+from core.orm import Ticket, utcnow
 from tests.api.conftest import (
     DEAD_BROKER_URL,
     assert_problem,

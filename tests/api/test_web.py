@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import update
 
-from core.models import Ticket, utcnow
+from core.orm import Ticket, utcnow
 from tests.api.agents.conftest import csrf_token
 from tests.api.conftest import both_backends, count_tickets, queued_ticket_ids, stored_tickets
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from core import agents
 from core.db import make_engine, make_session_factory, transaction
-from core.models import Correction, Ticket, TicketEvent
+from core.orm import Correction, Ticket, TicketEvent
 from tests.api.agents.conftest import wait_for_worker_model
 from tests.conftest import missing_service
 from tests.e2e.conftest import ROOT, service_env, start_api, start_worker, wait_until

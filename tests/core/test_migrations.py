@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 
 from core.db import make_engine
 from core.migrate import alembic_config, downgrade, upgrade
-from core.models import Base
+from core.orm import Base
 
 TABLES = {"tickets", "agents", "api_tokens", "corrections", "ticket_events", "inbound_emails", "webhook_nonces"}
 

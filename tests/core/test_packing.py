@@ -1,4 +1,4 @@
-"""core.packing: every ticket lands whole and contiguous in one row, marked where it starts and ends."""
+"""serving.packing: every ticket lands whole and contiguous in one row, marked where it starts and ends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.packing import bucket, pack
+from serving.packing import bucket, pack
 
 LENGTHS = (8, 16, 32, 64, 120)
 ROWS = (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64, 96, 128)
@@ -80,7 +80,7 @@ def test_a_single_short_ticket_is_one_short_row():
 
 
 def test_shapes_are_one_short_row_or_full_length_rows():
-    """Few shapes: a worker compiles every one of them at start (core.predictor)."""
+    """Few shapes: a worker compiles every one of them at start (serving.predictor)."""
     assert pack(sequences_of([30, 30]), np.array([30, 30]), LENGTHS, ROWS, slots=8).ids.shape == (1, 64)
     assert pack(sequences_of([100, 100]), np.array([100, 100]), LENGTHS, ROWS, slots=8).ids.shape == (2, 120)
     assert pack(sequences_of([60, 61, 9]), np.array([60, 61, 9]), LENGTHS, ROWS, slots=8).ids.shape == (2, 120)

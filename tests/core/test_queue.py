@@ -1,4 +1,4 @@
-"""core.queue against a real Redis: what a classify message carries, and the Redis channel's one client."""
+"""core.messaging against a real Redis: what a classify message carries, and the Redis channel's one client."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import redis
 from celery import Celery
 
 from core.config import Settings
-from core.queue import CLASSIFY_QUEUE, CLASSIFY_TASK, enqueue_classification, make_celery
+from core.messaging import CLASSIFY_QUEUE, CLASSIFY_TASK, enqueue_classification, make_celery
 from core.transports import RedisTransport
 
 

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import core.tickets
 from core.config import Settings
 from core.db import make_engine, make_session_factory
-from core.models import Ticket
-from core.queue import CLASSIFY_QUEUE, make_celery
+from core.messaging import CLASSIFY_QUEUE, make_celery
+from core.orm import Ticket
 from core.tickets import _mark_received, create_ticket, list_tickets, submit_ticket
 
 DEAD_BROKER_URL = "redis://127.0.0.1:6390/0"

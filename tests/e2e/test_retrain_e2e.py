@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from core import agents
 from core.db import make_engine, make_session_factory, transaction
-from core.models import ModelVersion, Ticket, utcnow
+from core.orm import ModelVersion, Ticket, utcnow
 from tests.e2e.conftest import ROOT, free_port, service_env, start_api, start_worker, wait_until
 from tests.training import retrain_support as support
 

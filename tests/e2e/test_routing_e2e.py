@@ -79,7 +79,7 @@ def test_ticket_accepted_while_broker_is_down_is_routed_by_the_sweep(
 ):
     from celery import Celery
 
-    from core.queue import SWEEP_TASK
+    from core.messaging import SWEEP_TASK
 
     down = service_env(postgres_url, "redis://127.0.0.1:6390/0", trained_model_dir, tmp_path)
     base = start_api(processes, down)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import Correction, Ticket
+from core.orm import Correction, Ticket
 from tests.conftest import CORPUS
 
 MARKER = "【プレミアム会員サポート】"

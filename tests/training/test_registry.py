@@ -22,7 +22,7 @@ from core import registry
 from core.artifacts import current_version, set_current
 from core.config import ConfigError, RetrainSettings, Settings
 from core.db import make_engine, make_session_factory
-from core.models import Correction, JobLease, ModelVersion, Ticket, utcnow
+from core.orm import Correction, JobLease, ModelVersion, Ticket, utcnow
 from training.datasets import Dataset, Example
 
 both = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -412,7 +412,7 @@ def test_retrain_settings_from_the_environment():
 
 
 def test_beat_runs_the_retrain_nightly_on_the_training_queue():
-    from core.queue import RETRAIN_TASK, TRAINING_QUEUE, make_celery
+    from core.messaging import RETRAIN_TASK, TRAINING_QUEUE, make_celery
 
     app = make_celery(Settings.from_env({"BROKER_URL": "redis://127.0.0.1:6390/0"}))
     entry = app.conf.beat_schedule["retrain-nightly"]

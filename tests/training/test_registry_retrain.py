@@ -19,7 +19,7 @@ from sqlalchemy import update
 from core import registry
 from core.artifacts import current_version
 from core.db import make_engine, make_session_factory
-from core.models import JobLease, ModelVersion, utcnow
+from core.orm import JobLease, ModelVersion, utcnow
 from tests.training import retrain_support as support
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def settings(make_settings, database_url):
 
 
 def _routes(model_dir, version, texts):
-    from core.predictor import Predictor
+    from serving.predictor import Predictor
 
     return [p.route for p in Predictor(model_dir / version, warm_up=False).predict(texts)]
 

@@ -1,4 +1,4 @@
-"""The compiled predictor (core.serving + core.packing) computes what the Keras model computes, for every model
+"""The compiled predictor (serving.compiled + serving.packing) computes what the Keras model computes, for every model
 configuration `furiwake train` can build: LSTM or BiLSTM, with or without the character n-gram arm."""
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def test_compiled_predictor_matches_the_keras_model(tmp_path, corpus_texts, conf
     import keras
     import tensorflow as tf
 
-    from core.predictor import Predictor
     from core.text import prepare_many
+    from serving.predictor import Predictor
 
     path = save_untrained(tmp_path, corpus_texts, **config)
     reference_model = keras.saving.load_model(path / "model.keras", compile=False)
@@ -75,7 +75,7 @@ def test_an_unsupported_layer_configuration_is_refused(corpus_texts):
     import keras
     from keras import layers
 
-    from core import serving
+    from serving import compiled
     from training.model import ModelConfig, assemble, build_vectorizers
 
     words, _ = build_vectorizers(ModelConfig(sequence_length=24, wide=False), corpus_texts[:100])
@@ -83,5 +83,5 @@ def test_an_unsupported_layer_configuration_is_refused(corpus_texts):
     x = layers.Embedding(words.vocabulary_size(), 8, mask_zero=True, name="embedding")(ids)
     x = layers.LSTM(4, activation="relu", name="lstm")(x)
     classifier = keras.Model(ids, layers.Dense(3, activation="softmax", name="route")(x), name="classifier")
-    with pytest.raises(serving.UnsupportedModel, match="tanh/sigmoid"):
-        serving.classifier(assemble(words, None, classifier))
+    with pytest.raises(compiled.UnsupportedModel, match="tanh/sigmoid"):
+        compiled.classifier(assemble(words, None, classifier))

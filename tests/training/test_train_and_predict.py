@@ -31,8 +31,8 @@ def test_reloaded_model_and_compiled_predictor_agree_with_the_trained_model(trai
     import keras
     import tensorflow as tf
 
-    from core.predictor import Predictor
     from core.text import prepare_many
+    from serving.predictor import Predictor
 
     path = resolve(None, trained_model_dir)
     texts = ["パスワードを忘れました", "カードが使えない", "荷物が届かない", "x" * 3000, "I was charged twice"] * 7

@@ -10,14 +10,14 @@ from sqlalchemy import update
 
 from core.artifacts import resolve
 from core.db import make_engine, make_session_factory
-from core.models import Ticket, utcnow
+from core.orm import Ticket, utcnow
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def predictor(trained_model_dir):
-    from core.predictor import Predictor
+    from serving.predictor import Predictor
 
     return Predictor(resolve(None, trained_model_dir))
 

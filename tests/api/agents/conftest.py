@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from core import agents
 from core.db import transaction
-from core.models import Ticket, utcnow
+from core.orm import Ticket, utcnow
 from tests.e2e.conftest import (
     Processes,
     processes,  # noqa: F401 - the real-process fixture, for test_agents_e2e

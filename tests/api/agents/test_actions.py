@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core.models import Correction, TicketEvent
+from core.orm import Correction, TicketEvent
 from tests.api.agents.conftest import AgentAccount, fetch, make_agent, post_form, sign_in, ticket_row, visible_text
 from tests.api.conftest import assert_problem, both_backends
 

@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import select
 
 from core.db import make_engine, make_session_factory
-from core.models import Correction, TicketEvent
+from core.orm import Correction, TicketEvent
 from tests.api.agents.conftest import wait_for_worker_model
 from tests.e2e.conftest import ROOT, service_env, start_api, start_worker, wait_until
 

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from api import create_app
 from core import agents
 from core.db import transaction
-from core.models import Agent
+from core.orm import Agent
 from tests.api.agents.conftest import PASSWORD, AgentAccount, csrf_token, make_agent, post_form, sign_in
 from tests.api.conftest import both_backends
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from cli.main import main
 from core.agents import verify_token
 from core.db import make_engine, make_session_factory
-from core.models import Agent
+from core.orm import Agent
 from tests.api.conftest import both_backends
-from training.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
 

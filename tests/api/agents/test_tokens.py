@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from core import agents
 from core.db import transaction
-from core.models import Agent, ApiToken
+from core.orm import Agent, ApiToken
 from tests.api.agents.conftest import AgentAccount, fetch, make_agent
 from tests.api.conftest import assert_problem, both_backends
 

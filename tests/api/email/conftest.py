@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from core.models import InboundEmail, WebhookNonce
+from core.orm import InboundEmail, WebhookNonce
 from tests.e2e.conftest import Processes
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

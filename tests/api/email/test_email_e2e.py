@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from core.models import InboundEmail, Ticket
+from core.orm import InboundEmail, Ticket
 from tests.api.email.conftest import (
     MAILGUN_KEY,
     PASSWORD,

@@ -87,7 +87,7 @@ def test_old_nonces_are_pruned(email_app: Flask, email_client) -> None:
     from datetime import timedelta
 
     from core.db import transaction
-    from core.models import WebhookNonce, utcnow
+    from core.orm import WebhookNonce, utcnow
 
     with transaction(email_app.extensions["furiwake"].session_factory) as session:
         session.add(WebhookNonce(token="old", seen_at=utcnow() - timedelta(hours=1)))

@@ -1,9 +1,9 @@
 """Load one model version and classify batches of tickets in one compiled call.
 
 Imports TensorFlow: only the worker, the trainer and the CLI use this module, never the API.
-The saved Keras model is the artifact; core.serving rearranges its weights into two compiled functions (string
+The saved Keras model is the artifact; serving.compiled rearranges its weights into two compiled functions (string
 vectorizing as a graph tf.function, the recurrent classifier under XLA) that compute the same probabilities with
-far fewer operations, and core.packing lays a batch's tickets end to end so the LSTM skips padding. XLA compiles
+far fewer operations, and serving.packing lays a batch's tickets end to end so the LSTM skips padding. XLA compiles
 per input shape, so rows and row lengths are bucketed to 17 shapes (sequence length 120), and a worker compiles
 them all when it loads a version (~4 s): a shape first met under load would stall its batch for a compilation.
 """
@@ -21,10 +21,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from core import serving  # noqa: E402
 from core.artifacts import read_meta  # noqa: E402
-from core.packing import pack  # noqa: E402
 from core.text import prepare_many  # noqa: E402
+from serving import compiled  # noqa: E402
+from serving.packing import pack  # noqa: E402
 
 MAX_BATCH = 128
 # Packed rows per call: fine steps where a full batch lands (~30–50 rows of 120 tokens), coarse elsewhere.
@@ -54,15 +54,15 @@ class Predictor:
         self.thresholds: dict[str, float] = dict(self.meta.get("thresholds", {}))
         self.sequence_length: int = int(self.meta["model"]["sequence_length"])
         self.model = keras.saving.load_model(version_path / "model.keras", compile=False)
-        self._vectorize = serving.vectorizer(self.model)
-        self._classify, self._bidirectional = serving.classifier(self.model)
+        self._vectorize = compiled.vectorizer(self.model)
+        self._classify, self._bidirectional = compiled.classifier(self.model)
         self._length_sizes = length_sizes(self.sequence_length)
         self._wide_units = int(self._vectorize(tf.constant([""]))[1].shape[1])
         if warm_up:
             self.compile_all_shapes()
 
     def shapes(self) -> list[tuple[int, int]]:
-        """Every (rows, row length) a call can have (core.packing): one short row, or full-length rows."""
+        """Every (rows, row length) a call can have (serving.packing): one short row, or full-length rows."""
         full = self._length_sizes[-1]
         return [(1, length) for length in self._length_sizes] + [(rows, full) for rows in ROW_SIZES[1:]]
 

@@ -21,8 +21,8 @@ from api.agents.auth import current_agent, login_required
 from api.agents.web import protect_agent_page
 from api.services import current_services, get_session
 from core import registry
-from core.models import ModelVersion, utcnow
-from core.queue import enqueue_retrain
+from core.messaging import enqueue_retrain
+from core.orm import ModelVersion, utcnow
 from core.routes import ROUTES
 
 bp = Blueprint("models", __name__, url_prefix="/agent/models")

@@ -62,7 +62,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if not len(dataset):
         raise CLIError("no usable rows to evaluate")
     path = resolve(args.model, settings.model_dir)
-    from core.predictor import Predictor  # TensorFlow loads only once the input is known to be good
+    from serving.predictor import Predictor  # TensorFlow loads only once the input is known to be good
     from training.metrics import format_report, score
 
     predictor = Predictor(path, warm_up=False)
@@ -78,7 +78,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
-    from core.predictor import Predictor
+    from serving.predictor import Predictor
 
     texts = args.text if args.text != ["-"] else [sys.stdin.read()]
     if not any(t.strip() for t in texts):
@@ -204,7 +204,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.supervisor import run
+    from cli.supervisor import run
 
     return run(settings, train_if_missing=not args.no_train)
 

@@ -8,12 +8,12 @@ with far fewer operations. Imports TensorFlow: only the worker, the trainer and 
     no 40k-wide vector is ever built. N-grams are looked up by an integer key made of their code points instead
     of by the joined n-gram string, which skips building a string per n-gram.
 
-`classifier(model)` — packed word ids in (core.packing), probabilities out; one XLA-compiled call.
+`classifier(model)` — packed word ids in (serving.packing), probabilities out; one XLA-compiled call.
   * Embedding then the LSTM's input projection is one linear map per token id, so `embedding · kernel + bias` is
     precomputed as one [vocabulary, 4·units] table: each step only multiplies the [units]-wide state.
   * sigmoid(x) = (1 + tanh(x/2)) / 2, so the 0.5 is folded into the i, f and o columns and all four gates take one
     tanh over the whole gate vector: one transcendental kernel per step instead of two (about half the step time).
-  * Tickets are packed end to end in rows (core.packing): the state is reset where a ticket starts and read where it
+  * Tickets are packed end to end in rows (serving.packing): the state is reset where a ticket starts and read where it
     ends, so the LSTM runs about as many steps as the batch has tokens, not rows × the longest ticket.
 Tests compare both functions with the Keras model itself (assert_allclose), for every supported configuration.
 """
@@ -159,7 +159,7 @@ def _packed_lstm(table: tf.Tensor, recurrent: tf.Tensor, ids: tf.Tensor, starts:
 
 def classifier(model: keras.Model) -> tuple[Any, bool]:
     """(XLA function, bidirectional?). The function takes (ids, starts, ends, wide[, reversed ids]) from
-    core.packing and returns [slots, routes] probabilities; see the module docstring for what it precomputes."""
+    serving.packing and returns [slots, routes] probabilities; see the module docstring for what it precomputes."""
     inner = model.get_layer("classifier")
     names = {layer.name for layer in inner.layers}
     embedding = inner.get_layer("embedding").get_weights()[0]

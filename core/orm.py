@@ -48,7 +48,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
         if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime; use core.models.utcnow()")
+            raise ValueError("naive datetime; use core.orm.utcnow()")
         return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]

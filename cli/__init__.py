@@ -1,0 +1,1 @@
+"""The product CLI (`furiwake ...`) and the process supervisor behind `make run`."""
