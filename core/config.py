@@ -14,6 +14,32 @@ class ConfigError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
 
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    """Where `var/` (the embedded database and broker) and `models/` live when FURIWAKE_HOME is not set.
+
+    The same directory whatever the current one, so `furiwake create-token` run from elsewhere finds the database
+    `make run` created: the source checkout when furiwake runs from one (the `make run` case), else
+    $XDG_DATA_HOME/furiwake (~/.local/share/furiwake).
+    """
+    if (SOURCE_ROOT / "pyproject.toml").is_file() and (SOURCE_ROOT / "core").is_dir():
+        return SOURCE_ROOT
+    data_home = env.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "furiwake"
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip() or default
+    value = raw.upper() if name == "LOG_LEVEL" else raw.lower()
+    if value not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def _parse_thresholds(raw: str) -> dict[str, float]:
     """`Account=0.6,Payment=0.55` → {"Account": 0.6, ...}; routes not named keep the model's own threshold."""
     out: dict[str, float] = {}
@@ -53,6 +79,13 @@ class Settings:
     route_map_file: Path | None = None
     review_thresholds: dict[str, float] = field(default_factory=dict)
     port: int = 8000
+    host: str = "127.0.0.1"  # where `furiwake run` binds the API
+    web_concurrency: int = 2  # gunicorn processes `furiwake run` starts
+    worker_concurrency: int = 1  # classify worker processes `furiwake run` starts
+    worker_tf_threads: int = 1  # TensorFlow threads per worker process: N processes on N cores, not N x N threads
+    result_backend: str = ""  # only the benchmark's no-op round trips need one
+    log_level: str = "INFO"
+    log_format: str = "text"  # text for a terminal, json for a log collector
     secret_key: str = "dev-insecure-change-me"
     sweep_after_seconds: int = 120
     sweep_every_seconds: int = 30
@@ -80,7 +113,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read FURIWAKE_HOME, DATABASE_URL, BROKER_URL, MODEL_DIR, ... (see README's configuration table)."""
         env = os.environ if env is None else env
-        home = Path(env.get("FURIWAKE_HOME", "") or os.getcwd()).resolve()
+        home = Path(env.get("FURIWAKE_HOME", "").strip() or default_home(env)).resolve()
         route_map = env.get("ROUTE_MAP_FILE", "").strip()
         settings = cls(
             home=home,
@@ -90,6 +123,13 @@ class Settings:
             route_map_file=Path(route_map).resolve() if route_map else None,
             review_thresholds=_parse_thresholds(env.get("REVIEW_THRESHOLDS", "")),
             port=_int(env, "PORT", 8000),
+            host=env.get("HOST", "").strip() or "127.0.0.1",
+            web_concurrency=_int(env, "WEB_CONCURRENCY", 2),
+            worker_concurrency=_int(env, "WORKER_CONCURRENCY", 1),
+            worker_tf_threads=_int(env, "WORKER_TF_THREADS", 1),
+            result_backend=env.get("RESULT_BACKEND", "").strip(),
+            log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
+            log_format=_choice(env, "LOG_FORMAT", "text", LOG_FORMATS),
             secret_key=env.get("SECRET_KEY", "").strip() or "dev-insecure-change-me",
             sweep_after_seconds=_int(env, "SWEEP_AFTER_SECONDS", 120),
             sweep_every_seconds=_int(env, "SWEEP_EVERY_SECONDS", 30),
@@ -101,6 +141,11 @@ class Settings:
             mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY", "").strip(),
             retrain=RetrainSettings.from_env(env),
         )
+        for name, value in (("WEB_CONCURRENCY", settings.web_concurrency),
+                            ("WORKER_CONCURRENCY", settings.worker_concurrency),
+                            ("WORKER_TF_THREADS", settings.worker_tf_threads)):
+            if value < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {value}")
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
 
 
