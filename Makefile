@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint train bench system-deps clean
+.PHONY: install run test test-unit test-fast lint train bench system-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tier that needs no PostgreSQL, Redis, browser or real processes and trains no model (about a minute). The
+# marks are derived from the fixtures each test uses (tests/support/marks.py), so `-m unit` tells the truth.
+test-unit: $(STAMP) system-deps
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -15,9 +15,8 @@ from flask import g, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-from api.services import current_services
+from api.services import unit_of_work
 from core.agents import verify_token
-from core.db import transaction
 
 View = TypeVar("View", bound=Callable[..., object])
 
@@ -45,7 +44,7 @@ def authenticate_bearer() -> int:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         _refuse("This endpoint is for agents: send `Authorization: Bearer <token>` (furiwake create-token EMAIL).")
-    with transaction(current_services().session_factory) as session:
+    with unit_of_work() as session:
         agent = verify_token(session, token)
         agent_id = agent.id if agent is not None else None
     if agent_id is None:
@@ -62,12 +61,14 @@ def agents_only(view: View) -> View:
     """The view needs an agent's bearer token (401 problem+json otherwise) and says so in the OpenAPI document.
 
     Put it outermost, above flask-smorest's decorators: the token is checked before the body is parsed, and the
-    decorators' documentation is carried over."""
+    decorators' documentation is carried over. The check and the view share the request's one unit of work, so
+    the token's last use is committed with what the view does (and not at all if the view fails)."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> object:
-        g.api_agent_id = authenticate_bearer()
-        return view(*args, **kwargs)
+        with unit_of_work():
+            g.api_agent_id = authenticate_bearer()
+            return view(*args, **kwargs)
 
     doc: dict[str, Any] = deepcopy(getattr(view, "_apidoc", {}))
     doc.setdefault("manual_doc", {})["security"] = [{BEARER_SCHEME: []}]

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from api.problems import NOT_READY, problem_response
-from api.services import current_services
+from api.services import current_runtime
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def healthz() -> Response:
 
 def _database_answers() -> bool:
     try:
-        with current_services().engine.connect() as connection:
+        with current_runtime().engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness: database check failed: %s: %s", type(exc).__name__, exc)
@@ -32,7 +32,7 @@ def _database_answers() -> bool:
 def _broker_answers() -> bool:
     """One connection attempt, no retry back-off: a probe that hangs is worse than one that says no."""
     try:
-        with current_services().celery.connection_for_write() as connection:
+        with current_runtime().celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness: broker check failed: %s: %s", type(exc).__name__, exc)

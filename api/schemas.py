@@ -12,7 +12,7 @@ import marshmallow as ma
 from flask import url_for
 from marshmallow import fields, validate
 
-from api.services import current_services
+from api.services import current_runtime
 from core.orm import STATUSES, Ticket
 from core.routes import ROUTES
 from core.tickets import Position
@@ -45,7 +45,7 @@ def _not_blank(value: str) -> None:
 
 def _within_body_limit(value: str) -> None:
     """The limit is a setting (MAX_BODY_CHARS), so it is read from the running app, not fixed at import."""
-    limit = current_services().settings.max_body_chars
+    limit = current_runtime().settings.max_body_chars
     if len(value) > limit:
         raise ma.ValidationError(f"Must be at most {limit} characters (got {len(value)}).")
 

@@ -1,53 +1,68 @@
-"""The per-process objects the views share, and the per-request database session (flaskr's db.py, for SQLAlchemy).
+"""The app's one Runtime (engine, sessions, Celery sender) and the request's one unit of work.
 
-Everything is built from Settings in create_app, never at import time, so tests can build as many apps as they like.
+create_app builds the Runtime from Settings, never at import time, so tests can build as many apps as they like.
+A view (or the decorator around it: api.access.agents_only, api.agents.auth.login_required) opens the request's
+unit of work with `with unit_of_work() as session:`; the outermost `with` commits when its block ends and rolls
+back if it raises, and any `with` or `get_session()` inside it joins that same transaction. The session is closed
+when the request ends, rolling back whatever nothing committed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from celery import Celery
 from flask import Flask, current_app, g
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.db import make_engine, make_session_factory
-from core.messaging import make_celery
+from core.runtime import Runtime
 
 EXTENSION = "furiwake"
+_DEPTH = "db_unit_depth"
 
 
-@dataclass(frozen=True)
-class Services:
-    settings: Settings
-    engine: Engine
-    session_factory: sessionmaker[Session]
-    celery: Celery
-
-
-def init_app(app: Flask, settings: Settings) -> Services:
-    """Build the engine (lazy: no connection yet) and the Celery app (sends only) once per Flask app."""
-    engine = make_engine(settings.database_url)
-    services = Services(settings, engine, make_session_factory(engine), make_celery(settings))
-    app.extensions[EXTENSION] = services
+def init_app(app: Flask, settings: Settings) -> Runtime:
+    """Build the Runtime (lazy: no database or broker connection yet) once per Flask app."""
+    runtime = Runtime.build(settings)
+    app.extensions[EXTENSION] = runtime
     app.teardown_appcontext(close_session)
-    return services
+    return runtime
 
 
-def current_services() -> Services:
+def current_runtime() -> Runtime:
     return current_app.extensions[EXTENSION]
 
 
 def get_session() -> Session:
-    """The request's session, opened on first use; read-only views use it, writes go through core.tickets."""
+    """The request's session, opened on first use and shared by every caller during the request; its transaction
+    begins with the first statement. Read-only views may use it alone; what writes goes through unit_of_work()."""
     if "db_session" not in g:
-        g.db_session = current_services().session_factory()
+        g.db_session = current_runtime().sessions()
     return g.db_session
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """The request's unit of work: the outermost `with` commits at its end (rolls back on an error); inner ones
+    join it, so a decorator and its view share one transaction."""
+    session = get_session()
+    depth = g.get(_DEPTH, 0)
+    setattr(g, _DEPTH, depth + 1)
+    try:
+        yield session
+        if depth == 0:
+            session.commit()
+    except BaseException:
+        if depth == 0:
+            session.rollback()
+        raise
+    finally:
+        setattr(g, _DEPTH, depth)
 
 
 def close_session(_error: BaseException | None = None) -> None:
     session = g.pop("db_session", None)
+    g.pop(_DEPTH, None)
     if session is not None:
         session.close()

@@ -112,7 +112,7 @@ def main() -> int:
     port = free_port()
     logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))
     children = [
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "classify",
+        subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker.classify_app", "worker", "-Q", "classify",
                           "--concurrency", str(args.workers), "--loglevel", "WARNING"], cwd=ROOT, env=env,
                          stdout=(logs / "bench-worker.log").open("wb"), stderr=subprocess.STDOUT,
                          start_new_session=True),

@@ -50,8 +50,8 @@ def main() -> int:
             started = time.monotonic()
             result = train(corpus, Path(tmp), progress=None)
             out["train_bundled_s"] = round(time.monotonic() - started, 1)
-            out["train_epochs"] = result.meta["epochs_run"]
-            out["train_rows"] = result.meta["counts"]["rows"]
+            out["train_epochs"] = result.meta.epochs_run or 0
+            out["train_rows"] = result.meta.counts.rows or 0
 
     cleaned = [clean(t) for t in texts]
     # The issue states tokenisation in sentences/s: the corpus split at 。！？!? and line breaks.

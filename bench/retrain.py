@@ -58,9 +58,9 @@ def _account_share(model_dir: Path, version: str | None, texts: list[str]) -> fl
 
 def run(corrections: int, resolved: int, epochs: int | None) -> list[dict[str, Any]]:
     from core.config import Settings
-    from core.db import make_engine, make_session_factory
     from core.migrate import upgrade
     from core.orm import Correction, Ticket, utcnow
+    from core.runtime import Runtime
     from training.datasets import load
     from training.retrain import BUNDLED_CORPUS, corpus_split, retrain
     from training.train import TrainOptions, train
@@ -71,7 +71,8 @@ def run(corrections: int, resolved: int, epochs: int | None) -> list[dict[str, A
     settings = Settings.from_env({"FURIWAKE_HOME": str(home), "DATABASE_URL": url})
     if epochs:
         settings = replace(settings, retrain=replace(settings.retrain, epochs=epochs))
-    sessions = make_session_factory(make_engine(url))
+    runtime = Runtime.build(settings)
+    sessions = runtime.sessions
 
     started = time.monotonic()
     champion = train(load(BUNDLED_CORPUS), settings.model_dir, TrainOptions(), progress=None).version
@@ -86,7 +87,7 @@ def run(corrections: int, resolved: int, epochs: int | None) -> list[dict[str, A
     def one(label: str) -> None:
         before = champion_now()
         mark = time.monotonic()
-        outcome = retrain(settings, sessions, trigger="cli", progress=None)
+        outcome = retrain(runtime, trigger="cli", progress=None)
         seconds = time.monotonic() - mark
         row = {
             "run": label, "decision": outcome.decision, "seconds": round(seconds, 1), "phases": outcome.seconds,

@@ -1,13 +1,16 @@
 """`furiwake run` / `make run`: migrate, train the bundled model if there is none, then run the API (gunicorn),
-one Celery worker, a trainer (the `training` queue) and Celery beat side by side until Ctrl-C, which stops
+one classify worker, a trainer (the `training` queue) and Celery beat side by side until Ctrl-C, which stops
 them all.
 
 If any of them exits on its own, the others are stopped too: a half-running router is worse than a stopped one.
+
+The children inherit this process's environment untouched and read the same Settings from it (FURIWAKE_HOME's
+default does not depend on the current directory), so nothing is re-serialised for them. `python -u` keeps their
+output unbuffered, as PYTHONUNBUFFERED would, without writing to the environment.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,40 +21,29 @@ from core.config import Settings
 from core.migrate import upgrade
 
 
-def _child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "FURIWAKE_HOME": str(settings.home),
-        "DATABASE_URL": settings.database_url,
-        "BROKER_URL": settings.broker_url,
-        "MODEL_DIR": str(settings.model_dir),
-        "PORT": str(settings.port),
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
+def _python() -> list[str]:
+    return [sys.executable, "-u"]
 
 
 def commands(settings: Settings) -> dict[str, list[str]]:
-    python = sys.executable
-    host = os.environ.get("HOST", "127.0.0.1")
     embedded = ["--without-mingle", "--without-gossip", "--without-heartbeat"] if settings.embedded_broker else []
     return {
-        "api": [python, "-m", "gunicorn", "--bind", f"{host}:{settings.port}",
-                "--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--access-logfile", "-", "api.wsgi:app"],
-        "worker": [python, "-m", "celery", "-A", "worker.app", "worker", "-Q", "classify",
-                   "--concurrency", os.environ.get("WORKER_CONCURRENCY", "1"), "--loglevel", "INFO", *embedded],
-        "beat": [python, "-m", "celery", "-A", "worker.beat", "beat", "--loglevel", "INFO",
+        "api": [*_python(), "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}",
+                "--workers", str(settings.web_concurrency), "--access-logfile", "-", "api.wsgi:app"],
+        "worker": [*_python(), "-m", "celery", "-A", "worker.classify_app", "worker", "-Q", "classify",
+                   "--concurrency", str(settings.worker_concurrency), "--loglevel", "INFO", *embedded],
+        "beat": [*_python(), "-m", "celery", "-A", "worker.beat", "beat", "--loglevel", "INFO",
                  "--schedule", str(settings.home / "var" / "celerybeat-schedule")],
         # Retraining (docs/retraining.md): the nightly job and the Models page's button, one at a time.
-        "trainer": [python, "-m", "celery", "-A", "worker.app", "worker", "-Q", "training", "--concurrency", "1",
-                    "-n", "trainer@%h", "--loglevel", "INFO", *embedded],
+        "trainer": [*_python(), "-m", "celery", "-A", "worker.trainer_app", "worker", "-Q", "training",
+                    "--concurrency", "1", "-n", "trainer@%h", "--loglevel", "INFO", *embedded],
     }
 
 
 def train_bundled_model(settings: Settings) -> None:
     print(f"no model in {settings.model_dir} yet: training one on the bundled corpus (about 2 minutes)...",
           flush=True)
-    subprocess.run([sys.executable, "-m", "training", "train"], env=_child_env(settings), check=True)
+    subprocess.run([*_python(), "-m", "cli", "train"], check=True)
 
 
 def run(settings: Settings, train_if_missing: bool = True) -> int:
@@ -60,8 +52,7 @@ def run(settings: Settings, train_if_missing: bool = True) -> int:
     upgrade(settings.database_url)
     if current_version(settings.model_dir) is None and train_if_missing:
         train_bundled_model(settings)
-    env = _child_env(settings)
-    children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands(settings).items()}
+    children = {name: subprocess.Popen(cmd) for name, cmd in commands(settings).items()}
     base = f"http://127.0.0.1:{settings.port}"
     print(f"\nfuriwake is starting (model {current_version(settings.model_dir)}):\n"
           f"  web form      {base}/\n  JSON API      {base}/api/v1/tickets\n"

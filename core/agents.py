@@ -1,7 +1,8 @@
 """Agents and what they do to tickets: accounts, passwords, API tokens, the queues, re-route / resolve / assign.
 
-Plain functions over a Session, no Flask: the web pages, the JSON API and the CLI call the same code. The caller
-owns the transaction (core.db.transaction), so an action, its Correction and its TicketEvent commit together.
+Plain functions over a Session, no Flask: the web pages, the JSON API and the CLI call the same code. They never
+commit: the caller's unit of work (core.runtime.Runtime.unit_of_work) does, so an action, its Correction and its
+TicketEvent commit together.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def authenticate(session: Session, email: str, password: str) -> Agent | None:
     """The active agent with this e-mail and password, else None (the caller does not learn which was wrong).
 
     A hash made with older argon2 parameters is replaced on a successful login, so raising the cost later needs
-    no migration; the caller commits.
+    no migration; the caller's unit of work commits it.
     """
     agent = find_agent(session, email)
     if agent is None or not agent.active:

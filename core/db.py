@@ -1,9 +1,9 @@
-"""Engine and session factory, one per process (built from Settings, never at import time)."""
+"""Engine and session factory, one per process (built from Settings, never at import time).
+
+Transactions are opened by the entry points only, through core.runtime.Runtime.unit_of_work().
+"""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,9 +40,3 @@ def make_engine(database_url: str) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with factory() as session, session.begin():
-        yield session

@@ -21,7 +21,18 @@ TRAINING_QUEUE = "training"
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("furiwake", broker=settings.broker_url, set_as_current=False)
+    """A Celery app that sends (the API, beat, a CLI command), configured from `settings`."""
+    return configure_celery(Celery("furiwake", set_as_current=False), settings)
+
+
+def configure_celery(app: Celery, settings: Settings) -> Celery:
+    """Configure `app` from `settings` and return it.
+
+    The worker entry modules configure the app their module-level tasks are declared on (worker.classify_tasks,
+    worker.trainer_tasks) once they have built their Settings; a task's defaults (acks_late, ignore_result, the
+    serializer) are read from this configuration when the task is first bound, so it runs before any task is used.
+    """
+    app.conf.broker_url = settings.broker_url
     transport_options: dict[str, object] = {
         # Redis: an unacknowledged message returns to the queue after this long if its worker vanished.
         "visibility_timeout": 3600,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     TypeDecorator,
@@ -58,7 +59,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    pass
+    # The names the migrations give indexes (SQLAlchemy's default, ix_<table>_<column>) and unique constraints
+    # (uq_<table>_<column>), so the models carry the same names and tests/core/test_migrations.py compares them.
+    metadata = MetaData(naming_convention={"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s"})
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

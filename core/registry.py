@@ -1,10 +1,12 @@
 """The model registry: which trained versions exist, which one serves (the champion), and why.
 
 The `model_versions` table is the source of truth. MODEL_DIR/CURRENT is kept equal to the champion because that
-file is what the workers follow (worker/state.py looks every 2 s and hot-reloads a new version). Every change of
-champion writes CURRENT inside its database transaction, just before the commit and while holding the registry's
-row lock, so two changes (a promotion and a rollback, say) cannot write the file out of order; if the commit then
-fails, the file is put back. `sync()` repairs whatever a crash between the two left behind:
+file is what the workers follow (worker/current_model.py looks every 2 s and hot-reloads a new version). Every function
+here takes the caller's Session and never commits (the entry point's unit of work does). A change of champion
+writes CURRENT inside that transaction, as its last step and while holding the registry's row lock, so two changes
+(a promotion and a rollback, say) cannot write the file out of order; if the transaction then ends without a
+commit (the commit failed, or the caller raised afterwards), the file is put back (see `_switch`). `sync()` repairs
+whatever a crash between the two left behind:
 
 - CURRENT names a version the registry does not know (the registry is new, or `furiwake train` made a version
   current by hand): that version is adopted as the champion (trigger `initial` for the very first, else `cli`);
@@ -34,12 +36,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, or_, select, update
+from sqlalchemy import CursorResult, Table, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from core.artifacts import NoModelError, current_version, read_meta, set_current, version_dir
-from core.db import transaction
+from core.artifacts import ArtifactMeta, NoModelError, current_version, read_meta, set_current, version_dir
 from core.orm import Correction, JobLease, ModelVersion, Ticket, utcnow
 
 log = logging.getLogger(__name__)
@@ -159,28 +160,55 @@ def _note(row: ModelVersion, line: str) -> None:
     row.reason = f"{row.reason}\n{line}" if row.reason else line
 
 
-def _switch(sessions: sessionmaker[Session], model_dir: Path,
+def _switch(session: Session, model_dir: Path,
             change: Callable[[Session], tuple[ModelVersion | None, ModelVersion]]) -> tuple[str | None, str]:
-    """Run `change` (which returns (old champion, new champion)) under the registry lock and point CURRENT at the
-    new champion just before the commit; put CURRENT back if the commit fails."""
+    """Run `change` (which returns (old champion, new champion)) under the registry lock, in a savepoint, and point
+    CURRENT at the new champion; return (old, new) versions.
+
+    A failure inside rolls back the savepoint only, so the caller's transaction holds none of the change (sync()
+    relies on it). CURRENT is written last, while the registry row stays locked until the caller's commit, and put
+    back if that transaction ends without a commit (_restore_unless_committed).
+    """
     before = current_version(model_dir)
-    written = False
-    try:
-        with transaction(sessions) as session:
-            _lock_registry(session)
-            old, new = change(session)
-            session.flush()
-            if not _has_files(model_dir, new.version):
-                raise RegistryError(f"{version_dir(model_dir, new.version)} holds no model files")
-            set_current(model_dir, new.version)
-            written = True
-            result = (old.version if old is not None else None, new.version)
-    except BaseException:
-        if written and before is not None and _has_files(model_dir, before):
-            set_current(model_dir, before)
-        raise
-    log.info("champion is now %s (was %s)", result[1], result[0])
+    with session.begin_nested():
+        _lock_registry(session)
+        old, new = change(session)
+        session.flush()
+        if not _has_files(model_dir, new.version):
+            raise RegistryError(f"{version_dir(model_dir, new.version)} holds no model files")
+        result = (old.version if old is not None else None, new.version)
+        _restore_unless_committed(session, model_dir, before, result)
+        set_current(model_dir, new.version)  # inside the savepoint: a file that cannot be written undoes the change
     return result
+
+
+_PENDING_CURRENT = "registry.current_before"  # session.info key: CURRENT changes the open transaction made
+
+
+def _restore_unless_committed(session: Session, model_dir: Path, before: str | None,
+                              change: tuple[str | None, str]) -> None:
+    """Put CURRENT back to `before` if the session's transaction ends without a commit (a failed commit, or an
+    error later in the caller's unit of work); log the change once it is committed.
+
+    Session events rather than a try/except here: the commit belongs to the entry point, after this returns."""
+    session.info.setdefault(_PENDING_CURRENT, []).append((model_dir, before, change))
+
+
+@event.listens_for(Session, "after_commit")
+def _current_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the whole transaction may still roll back
+    for _model_dir, _before, (old, new) in session.info.pop(_PENDING_CURRENT, []):
+        log.info("champion is now %s (was %s)", new, old)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _current_rolled_back(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
+        return  # a savepoint: only the end of the whole transaction decides
+    for model_dir, before, _change in reversed(session.info.pop(_PENDING_CURRENT, [])):
+        if before is not None and _has_files(model_dir, before):
+            set_current(model_dir, before)
 
 
 def _crown(session: Session, new: ModelVersion, old: ModelVersion | None, now: datetime, why: str) -> None:
@@ -197,52 +225,50 @@ def _crown(session: Session, new: ModelVersion, old: ModelVersion | None, now: d
     new.retired_at = None
 
 
-def _row_from_meta(meta: dict[str, Any], status: str, trigger: str, reason: str) -> ModelVersion:
-    counts = meta.get("counts", {})
+def _row_from_meta(meta: ArtifactMeta, status: str, trigger: str, reason: str) -> ModelVersion:
+    if meta.created_at is None:
+        raise RegistryError(f"the meta.json of {meta.version} has no created_at; it cannot be registered")
+    counts = meta.counts
     return ModelVersion(
-        version=meta["version"],
-        created_at=datetime.fromisoformat(meta["created_at"]),
+        version=meta.version,
+        created_at=meta.created_at,
         status=status,
         trigger=trigger,
         reason=reason,
-        data_hash=meta.get("data_hash"),
-        train_counts={"by_route": counts.get("train_by_route", {}), "rows": counts.get("rows"),
-                      "validation_rows": counts.get("validation")},
-        metrics={"validation": meta.get("metrics", {}).get("validation", {})},
+        data_hash=meta.data_hash,
+        train_counts={"by_route": dict(counts.train_by_route), "rows": counts.rows,
+                      "validation_rows": counts.validation},
+        metrics={"validation": dict(meta.metrics.validation)},
     )
 
 
-def register_candidate(sessions: sessionmaker[Session], meta: dict[str, Any], trigger: str,
-                       train_counts: dict[str, Any]) -> None:
+def register_candidate(session: Session, meta: ArtifactMeta, trigger: str, train_counts: dict[str, Any]) -> None:
     """A freshly trained version, not yet decided on."""
-    with transaction(sessions) as session:
-        row = _row_from_meta(meta, "candidate", trigger, "trained; being evaluated against the champion")
-        row.train_counts = {**row.train_counts, **train_counts}
-        session.add(row)
+    row = _row_from_meta(meta, "candidate", trigger, "trained; being evaluated against the champion")
+    row.train_counts = {**row.train_counts, **train_counts}
+    session.add(row)
 
 
-def record_evaluation(sessions: sessionmaker[Session], version: str, evaluation: dict[str, Any],
+def record_evaluation(session: Session, version: str, evaluation: dict[str, Any],
                       champion_version: str | None) -> None:
-    with transaction(sessions) as session:
-        row = session.get(ModelVersion, version)
-        if row is None:
-            raise RegistryError(f"unknown version {version}")
-        row.metrics = {**row.metrics, "evaluation": evaluation}
-        row.macro_f1 = evaluation["candidate"]["macro_f1"]
-        row.champion_macro_f1 = (evaluation.get("champion") or {}).get("macro_f1")
-        row.compared_with = champion_version
+    row = session.get(ModelVersion, version)
+    if row is None:
+        raise RegistryError(f"unknown version {version}")
+    row.metrics = {**row.metrics, "evaluation": evaluation}
+    row.macro_f1 = evaluation["candidate"]["macro_f1"]
+    row.champion_macro_f1 = (evaluation.get("champion") or {}).get("macro_f1")
+    row.compared_with = champion_version
 
 
-def reject(sessions: sessionmaker[Session], version: str, reason: str) -> None:
-    with transaction(sessions) as session:
-        row = session.get(ModelVersion, version)
-        if row is None:
-            raise RegistryError(f"unknown version {version}")
-        row.status = "rejected"
-        row.reason = reason
+def reject(session: Session, version: str, reason: str) -> None:
+    row = session.get(ModelVersion, version)
+    if row is None:
+        raise RegistryError(f"unknown version {version}")
+    row.status = "rejected"
+    row.reason = reason
 
 
-def promote(sessions: sessionmaker[Session], model_dir: Path, version: str, reason: str,
+def promote(session: Session, model_dir: Path, version: str, reason: str,
             expected_champion: str | None, lease: Lease | None = None) -> tuple[str | None, str]:
     """Make a candidate the champion, provided the champion is still the one it was compared with (and, for a
     retrain, that its lease is still held: a trainer that lost it must not promote)."""
@@ -261,10 +287,10 @@ def promote(sessions: sessionmaker[Session], model_dir: Path, version: str, reas
         _crown(session, row, old, utcnow(), f"replaced by {version} (retrain)")
         return old, row
 
-    return _switch(sessions, model_dir, change)
+    return _switch(session, model_dir, change)
 
 
-def rollback(sessions: sessionmaker[Session], model_dir: Path, to: str | None = None,
+def rollback(session: Session, model_dir: Path, to: str | None = None,
              actor: str = "cli") -> tuple[str | None, str]:
     """Make the previous champion (or `to`) the champion again; return (old, new). Workers reload as for a promotion.
 
@@ -290,10 +316,10 @@ def rollback(sessions: sessionmaker[Session], model_dir: Path, to: str | None = 
         _crown(session, target, old, now, f"rolled back to {target_version} by {actor}")
         return old, target
 
-    return _switch(sessions, model_dir, change)
+    return _switch(session, model_dir, change)
 
 
-def prune(sessions: sessionmaker[Session], model_dir: Path, keep: int, dry_run: bool = False) -> list[str]:
+def prune(session: Session, model_dir: Path, keep: int, dry_run: bool = False) -> list[str]:
     """Delete the model files of old versions; return the versions pruned (or, with dry_run, that would be).
 
     Kept: the champion, whatever CURRENT names, candidates still being evaluated, and the `keep` newest of the other
@@ -305,26 +331,25 @@ def prune(sessions: sessionmaker[Session], model_dir: Path, keep: int, dry_run: 
     if keep < 0:
         raise RegistryError(f"keep must not be negative, got {keep}")
     pruned: list[str] = []
-    with transaction(sessions) as session:
-        _lock_registry(session)  # no promotion or rollback can pick a version while its files go
-        current = current_version(model_dir)
-        others = [
-            row for row in versions(session)
-            if row.status not in ("champion", "candidate") and row.version != current
-            and version_dir(model_dir, row.version).is_dir()
-        ]
-        now = utcnow()
-        for row in others[keep:]:
-            pruned.append(row.version)
-            if not dry_run:
-                shutil.rmtree(version_dir(model_dir, row.version))
-                _note(row, f"{now:%Y-%m-%d %H:%M} UTC model files pruned (the {keep} newest were kept)")
+    _lock_registry(session)  # no promotion or rollback can pick a version while its files go (until the commit)
+    current = current_version(model_dir)
+    others = [
+        row for row in versions(session)
+        if row.status not in ("champion", "candidate") and row.version != current
+        and version_dir(model_dir, row.version).is_dir()
+    ]
+    now = utcnow()
+    for row in others[keep:]:
+        pruned.append(row.version)
+        if not dry_run:
+            shutil.rmtree(version_dir(model_dir, row.version))
+            _note(row, f"{now:%Y-%m-%d %H:%M} UTC model files pruned (the {keep} newest were kept)")
     if pruned and not dry_run:
         log.info("pruned the files of %d old model versions: %s", len(pruned), ", ".join(pruned))
     return pruned
 
 
-def sync(sessions: sessionmaker[Session], model_dir: Path) -> str | None:
+def sync(session: Session, model_dir: Path) -> str | None:
     """Make the registry and CURRENT agree (the module docstring says how); return the champion's version."""
     current = current_version(model_dir)
 
@@ -353,19 +378,17 @@ def sync(sessions: sessionmaker[Session], model_dir: Path) -> str | None:
 
     if current is not None:
         # The common case, cheaply: already in agreement, nothing to lock or write.
-        with sessions() as session:
-            row = champion(session)
-            if row is not None and row.version == current:
-                return current
+        row = champion(session)
+        if row is not None and row.version == current:
+            return current
     try:
-        return _switch(sessions, model_dir, change)[1]
+        return _switch(session, model_dir, change)[1]
     except _NothingToDo:
         return None
     except RegistryError as exc:
         log.error("registry and MODEL_DIR disagree and cannot be reconciled: %s", exc)
-        with sessions() as session:
-            row = champion(session)
-            return row.version if row is not None else None
+        row = champion(session)
+        return row.version if row is not None else None
 
 
 class _NothingToDo(Exception):
@@ -386,7 +409,14 @@ def default_holder() -> str:
 
 
 class Lease:
-    """A named lease in `job_leases`, taken only when free or expired (see the module docstring)."""
+    """A named lease in `job_leases`, taken only when free or expired (see the module docstring).
+
+    Unlike the functions above, a Lease holds a session factory and runs its own short transactions: its point is
+    to be seen by other processes while the job runs, so taking, renewing (from the heartbeat thread of
+    kept_alive(), which cannot share the job's Session: a Session is not thread-safe) and releasing it must each
+    commit at once, never wait for the job's own units of work. renew_in() is the exception: it renews inside the
+    caller's transaction, so a promotion commits only if the lease was still held.
+    """
 
     def __init__(self, sessions: sessionmaker[Session], name: str, seconds: float, holder: str | None = None) -> None:
         self.sessions = sessions
@@ -408,7 +438,7 @@ class Lease:
                    or_(table.c.holder.is_(None), table.c.expires_at.is_(None), table.c.expires_at < now))
             .values(holder=self.holder, acquired_at=now, expires_at=now + timedelta(seconds=self.seconds))
         )
-        with transaction(self.sessions) as session:
+        with self.sessions.begin() as session:
             if _execute(session, take) == 1:
                 return True
             if session.get(JobLease, self.name) is not None:
@@ -428,11 +458,11 @@ class Lease:
         return _execute(session, extend) == 1
 
     def renew(self) -> bool:
-        with transaction(self.sessions) as session:
+        with self.sessions.begin() as session:
             return self.renew_in(session)
 
     def release(self) -> None:
-        with transaction(self.sessions) as session:
+        with self.sessions.begin() as session:
             _execute(session, update(_leases()).where(self._where_mine()).values(holder=None, expires_at=None))
 
     @contextmanager

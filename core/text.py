@@ -1,7 +1,8 @@
 """The one text pipeline: clean-up rules and MeCab tokenisation, shared by training and serving.
 
 Training and the worker both call `prepare()`, so the model always sees text exactly as it was trained on.
-Each clean-up rule is a named function in `RULES`, applied in order; tests exercise every one.
+Each clean-up rule is a named function in `RULES`, applied in order; tests exercise every one. Quotes and
+signatures are cut by core.quoting, the same stripper the e-mail intake uses for the stored body.
 """
 
 from __future__ import annotations
@@ -12,23 +13,8 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 
-# Lines that open a quoted earlier message: everything after them is the quote, not the customer's words.
-_QUOTE_HEADER = re.compile(
-    r"^\s*(?:-{2,}\s*(?:original message|元のメッセージ|forwarded message|転送されたメッセージ)\s*-{2,}"
-    r"|on .{3,200} wrote:"
-    r"|.{3,120}(?:さんは書きました|のメッセージ|のメール)\s*:"  # the colon is required: 「エラーのメッセージ」 is text
-    r"|.{0,120}<[^<>\s]+@[^<>\s]+>\s*(?:wrote)?\s*:)\s*$",  # Gmail: 「2024年5月1日(水) 10:00 山田 <a@b.jp>:」
-    re.IGNORECASE | re.MULTILINE,
-)
-_QUOTED_LINE = re.compile(r"^[ \t]*>.*$\n?", re.MULTILINE)
-_SIG_DELIMITER = re.compile(r"^--[ \t]?$", re.MULTILINE)
-_SEPARATOR_LINE = re.compile(r"^[ \t]*[-=_~*#━─═＝・.]{3,}[ \t]*$", re.MULTILINE)
-# Contact details, not words about them: "change my phone number" is a request, "TEL: 03-..." is a signature.
-_CONTACT = re.compile(
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.|https?://|www\.|\b(?:tel|fax|phone|mobile|e-?mail)\s*[:：]|電話\s*[:：]|〒|"
-    r"株式会社|有限会社|合同会社|\(株\)|\b(?:inc|ltd|llc)\b\.?|\+?\d{1,4}[-\s(]\d{2,4}[-\s)]\d{3,4}",
-    re.IGNORECASE,
-)
+from core.quoting import drop_quoted_reply, drop_signature
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 _PHONE = re.compile(
@@ -41,45 +27,12 @@ _DIGIT = re.compile(r"[0-9]")
 # Punctuation, symbols and emoji (anything neither a letter/digit of any script nor a space).
 _SYMBOL = re.compile(r"[^\w\s]|_")
 _WHITESPACE = re.compile(r"\s+")
-SIGNATURE_MAX_LINES = 7
 
 
 def normalize_unicode(text: str) -> str:
     """NFKC: ＩＤ → ID, ｶｰﾄﾞ → カード, full-width digits → ASCII, ＝ → =."""
     # The quick check is ~30x cheaper than normalizing and about half of all tickets are already in NFKC.
     return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
-
-
-def drop_quoted_reply(text: str) -> str:
-    """Cut at a quote header ("On ... wrote:", "-----Original Message-----") and drop `>` lines."""
-    # Cheap guards (this runs on every ticket): every header form needs a `-` or a `:`, a quoted line needs `>`.
-    if "-" in text or ":" in text:
-        header = _QUOTE_HEADER.search(text)
-        if header:
-            text = text[: header.start()]
-    return _QUOTED_LINE.sub("", text) if ">" in text else text
-
-
-def drop_signature(text: str) -> str:
-    """Drop an RFC 3676 `-- ` block, or a short trailing block of contact lines after a separator line."""
-    delimiter = _SIG_DELIMITER.search(text)
-    if delimiter:
-        text = text[: delimiter.start()]
-    separators = list(_SEPARATOR_LINE.finditer(text))
-    if separators:
-        last = separators[-1]
-        tail = text[last.end() :].strip("\n")
-        tail_lines = [line for line in tail.splitlines() if line.strip()]
-        if len(tail_lines) <= SIGNATURE_MAX_LINES and _CONTACT.search(tail):
-            text = text[: last.start()]
-    # Without a separator: trailing short lines carrying contact details (TEL, company, e-mail) are a signature too.
-    lines = text.rstrip().splitlines()
-    def is_contact_line(line: str) -> bool:
-        return len(line) <= 60 and bool(_CONTACT.search(line)) and not line.rstrip().endswith("。")
-
-    while len(lines) > 1 and is_contact_line(lines[-1]):
-        lines.pop()
-    return "\n".join(lines)
 
 
 def drop_emails(text: str) -> str:

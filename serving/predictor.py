@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from core.artifacts import read_meta  # noqa: E402
+from core.artifacts import MalformedMetaError, meta_path, read_meta  # noqa: E402
 from core.text import prepare_many  # noqa: E402
 from serving import compiled  # noqa: E402
 from serving.packing import pack  # noqa: E402
@@ -49,10 +49,13 @@ class Predictor:
     def __init__(self, version_path: Path, warm_up: bool = True) -> None:
         self.path = version_path
         self.meta = read_meta(version_path)
-        self.version: str = self.meta["version"]
-        self.labels: list[str] = list(self.meta["labels"])
-        self.thresholds: dict[str, float] = dict(self.meta.get("thresholds", {}))
-        self.sequence_length: int = int(self.meta["model"]["sequence_length"])
+        if not self.meta.labels or self.meta.model.sequence_length is None:
+            raise MalformedMetaError(f"{meta_path(version_path)} lacks the labels or model.sequence_length "
+                                     "a predictor needs")
+        self.version: str = self.meta.version
+        self.labels: list[str] = list(self.meta.labels)
+        self.thresholds: dict[str, float] = dict(self.meta.thresholds)
+        self.sequence_length: int = int(self.meta.model.sequence_length)
         self.model = keras.saving.load_model(version_path / "model.keras", compile=False)
         self._vectorize = compiled.vectorizer(self.model)
         self._classify, self._bidirectional = compiled.classifier(self.model)

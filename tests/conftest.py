@@ -1,12 +1,15 @@
 """Shared fixtures: real SQLite, PostgreSQL and Redis, as the brief asks; no mocks of components that run here.
 
-A service that is not reachable skips its tests with a reason; under CI=true it fails them instead.
+A service that is not reachable skips its tests with a reason; under CI=true it fails them instead. Every test is
+marked for what it needs, derived from its fixtures (tests/support/marks.py); `-m unit` needs none of them.
+Helpers that test modules import live in tests/support/, never here.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-import time
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,31 +17,22 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-
-POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-# Each test takes one of Redis's databases 1-15 at random (0 is left alone): two test runs on one machine (two
-# developers, or CI beside a session) would otherwise consume each other's classify messages.
-REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")  # no database number
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from tests.support.marks import mark_item, require_mark
+from tests.support.paths import CORPUS
+from tests.support.processes import Processes
+from tests.support.services import POSTGRES_ADMIN_URL, REDIS_SERVER, claim_redis_database, missing_service, wait_for
 
 
-def missing_service(reason: str) -> None:
-    """Skip locally, fail in CI: a missing service in CI is a broken machine, never a pass."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
+@pytest.hookimpl(tryfirst=True)  # before the -m deselection reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        mark_item(item)
 
 
-def _wait_for(check: Callable[[], object], attempts: int = 10, delay: float = 0.3) -> Exception | None:
-    last: Exception | None = None
-    for _ in range(attempts):
-        try:
-            check()
-            return None
-        except Exception as exc:  # noqa: BLE001 - any failure means "not up yet"
-            last = exc
-            time.sleep(delay)
-    return last
+def _worker_id() -> str:
+    """xdist's worker id (gw0, gw1, …), "master" without xdist; read from the environment xdist sets, so these
+    fixtures work under `-p no:xdist` too."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "master")
 
 
 @pytest.fixture
@@ -61,7 +55,7 @@ def postgres_server() -> str:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
-    error = _wait_for(ping)
+    error = wait_for(ping)
     engine.dispose()
     if error is not None:
         missing_service(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {error}")
@@ -69,10 +63,11 @@ def postgres_server() -> str:
 
 
 @pytest.fixture
-def empty_postgres_url(postgres_server: str) -> Iterator[str]:
-    """A brand-new empty database for one test, dropped afterwards."""
+def empty_postgres_url(request: pytest.FixtureRequest, postgres_server: str) -> Iterator[str]:
+    """A brand-new empty database for one test, dropped afterwards (a random name: xdist workers never share one)."""
     import sqlalchemy as sa
 
+    require_mark(request, "postgres")
     name = f"furiwake_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -95,15 +90,30 @@ def postgres_url(empty_postgres_url: str) -> str:
 
 
 @pytest.fixture
-def redis_url() -> str:
-    """A Redis database emptied for the test."""
-    import random
+def database_url(request: pytest.FixtureRequest) -> str:
+    """SQLite, unless the test is parametrised with tests.support.backends.both_backends (indirectly: the
+    PostgreSQL parameter carries the `postgres` mark, since getfixturevalue hides the fixture from the closure)."""
+    backend = getattr(request, "param", "sqlite")
+    return str(request.getfixturevalue(f"{backend}_url"))
 
+
+@pytest.fixture(scope="session")
+def redis_database() -> Iterator[int]:
+    """The Redis database this pytest process (this xdist worker) holds for the run, claimed when first needed."""
+    database, claim = claim_redis_database(REDIS_SERVER, _worker_id())
+    yield database
+    claim.close()
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, redis_database: int) -> str:
+    """This process's Redis database (tests/support/services.py), emptied for the test."""
     import redis
 
-    url = f"{REDIS_SERVER.rstrip('/')}/{random.randint(1, 15)}"
+    require_mark(request, "redis")
+    url = f"{REDIS_SERVER.rstrip('/')}/{redis_database}"
     client = redis.Redis.from_url(url)
-    error = _wait_for(client.ping)
+    error = wait_for(client.ping)
     if error is not None:
         missing_service(f"Redis not reachable at {url}: {error}")
     client.flushdb()
@@ -122,15 +132,40 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return build
 
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "tickets.tsv"
+@pytest.fixture
+def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Processes]:
+    """Real gunicorn, Celery and Redis processes a test starts (tests/support/processes.py), stopped afterwards."""
+    require_mark(request, "e2e")
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop()
+
+
+def _train_into(model_dir: Path) -> None:
+    from training.datasets import load
+    from training.train import TrainOptions, train
+
+    train(load(CORPUS), model_dir, TrainOptions(epochs=4, patience=1), progress=None)
 
 
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small but real model trained once per test session on the bundled corpus (a few epochs)."""
-    from training.datasets import load
-    from training.train import TrainOptions, train
+    """A small but real model trained once per test run on the bundled corpus (a few epochs).
 
-    model_dir = tmp_path_factory.mktemp("models")
-    train(load(CORPUS), model_dir, TrainOptions(epochs=4, patience=1), progress=None)
+    Under xdist the workers share one: the first to get the lock trains it in the run's common temporary
+    directory, the others wait and reuse it, instead of every worker training its own on the same cores.
+    """
+    if _worker_id() == "master":
+        model_dir = tmp_path_factory.mktemp("models")
+        _train_into(model_dir)
+        return model_dir
+    run_dir = tmp_path_factory.getbasetemp().parent  # shared by this run's workers, not by other runs
+    model_dir, done = run_dir / "trained-model", run_dir / "trained-model.done"
+    with (run_dir / "trained-model.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(model_dir, ignore_errors=True)  # what a worker that crashed mid-training left
+            model_dir.mkdir()
+            _train_into(model_dir)
+            done.touch()
     return model_dir

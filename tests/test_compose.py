@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import missing_service
+from tests.support.services import missing_service
 
 ROOT = Path(__file__).resolve().parents[1]
 

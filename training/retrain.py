@@ -38,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from core import registry
 from core.config import Settings
-from core.db import make_engine, make_session_factory
 from core.orm import Correction, Ticket
 from core.routes import ROUTES, RouteMap
+from core.runtime import Runtime
 from core.text import clean, ticket_text
 from training.datasets import Dataset, Example, guess_format, load
 from training.train import TrainOptions, split
@@ -257,35 +257,30 @@ def _replay(session: Session, champion_version: str | None, candidate: Any) -> d
 
 
 def retrain(
-    settings: Settings,
-    sessions: sessionmaker[Session] | None = None,
+    runtime: Runtime,
     *,
-    trigger: str = "cli",
+    trigger: str,
     force: bool = False,
     options: TrainOptions | None = None,
     progress: Callable[[str], None] | None = None,
-    holder: str | None = None,
 ) -> RetrainOutcome:
-    """Run one retrain under the `retrain` lease; returns what was decided and why (never raises for a busy lock)."""
-    engine = None
-    if sessions is None:
-        engine = make_engine(settings.database_url)
-        sessions = make_session_factory(engine)
+    """Run one retrain under the `retrain` lease; returns what was decided and why (never raises for a busy lock).
+
+    A sequence of short units of work on the caller's Runtime (sync, read the data, register, record, decide,
+    prune), none of them open while the model trains or is evaluated: a transaction held for minutes would pin
+    locks and, on SQLite, the writer.
+    """
+    lease = registry.Lease(runtime.sessions, registry.RETRAIN_LEASE, runtime.settings.retrain.lease_seconds)
+    if not lease.acquire():
+        with runtime.unit_of_work() as session:
+            state = registry.lease_state(session)
+        held = f" by {state.holder} since {state.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if state else ""
+        return RetrainOutcome("skipped", f"another retrain is running{held}", trigger)
     try:
-        lease = registry.Lease(sessions, registry.RETRAIN_LEASE, settings.retrain.lease_seconds, holder)
-        if not lease.acquire():
-            with sessions() as session:
-                state = registry.lease_state(session)
-            held = f" by {state.holder} since {state.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if state else ""
-            return RetrainOutcome("skipped", f"another retrain is running{held}", trigger)
-        try:
-            with lease.kept_alive():
-                return _retrain(settings, sessions, lease, trigger, force, options, progress)
-        finally:
-            lease.release()
+        with lease.kept_alive():
+            return _retrain(runtime, lease, trigger, force, options, progress)
     finally:
-        if engine is not None:
-            engine.dispose()
+        lease.release()
 
 
 def _say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -295,8 +290,7 @@ def _say(progress: Callable[[str], None] | None, message: str) -> None:
 
 
 def _retrain(
-    settings: Settings,
-    sessions: sessionmaker[Session],
+    runtime: Runtime,
     lease: registry.Lease,
     trigger: str,
     force: bool,
@@ -307,11 +301,13 @@ def _retrain(
     from training import plots
     from training.train import train
 
+    settings = runtime.settings
     started = time.monotonic()
     seconds: dict[str, float] = {}
     model_dir = settings.model_dir
-    champion_version = registry.sync(sessions, model_dir)
-    with sessions() as session:
+    with runtime.unit_of_work() as session:
+        champion_version = registry.sync(session, model_dir)
+    with runtime.unit_of_work() as session:
         data = build_data(session, settings, load_corpus(settings))
     base = options or TrainOptions(epochs=settings.retrain.epochs, validation_fraction=INNER_VALIDATION)
     train_options = replace(base, sample_weights={**data.weights, **base.sample_weights})
@@ -323,7 +319,7 @@ def _retrain(
                    f"{len(data.eval_texts)} evaluation rows; champion {champion_version}")
 
     if not force:
-        with sessions() as session:
+        with runtime.unit_of_work() as session:
             for row in registry.versions(session):
                 same = row.train_counts.get("input_hash") == fingerprint
                 if same and (row.version == champion_version or row.compared_with == champion_version):
@@ -336,7 +332,8 @@ def _retrain(
     mark = time.monotonic()
     result = train(data.train, model_dir, train_options, progress=progress, make_current=False, trigger=trigger)
     seconds["train"] = round(time.monotonic() - mark, 1)
-    registry.register_candidate(sessions, result.meta, trigger, train_counts)
+    with runtime.unit_of_work() as session:
+        registry.register_candidate(session, result.meta, trigger, train_counts)
 
     try:
         mark = time.monotonic()
@@ -353,12 +350,13 @@ def _retrain(
             champion = Predictor(champion_path, warm_up=False)
             evaluation["champion"] = _part_scores(gold, parts, champion.probabilities(data.eval_texts))
             del champion
-        with sessions() as session:
+        with runtime.unit_of_work() as session:
             evaluation["replay"] = _replay(session, champion_version, candidate)
         plots.confusion(evaluation["candidate"], result.path / "evaluation.png",
                         title=f"Evaluation set ({len(gold)} rows), this version")
         del candidate
-        registry.record_evaluation(sessions, result.version, evaluation, champion_version)
+        with runtime.unit_of_work() as session:
+            registry.record_evaluation(session, result.version, evaluation, champion_version)
         seconds["evaluate"] = round(time.monotonic() - mark, 1)
 
         parts = data.eval_parts
@@ -374,21 +372,24 @@ def _retrain(
                                  seconds=seconds)
         if outcome.decision == "promoted":
             try:
-                registry.promote(sessions, model_dir, result.version, outcome.reason, champion_version, lease)
+                with runtime.unit_of_work() as session:
+                    registry.promote(session, model_dir, result.version, outcome.reason, champion_version, lease)
                 outcome.champion_after = result.version
             except registry.RegistryError as exc:
                 outcome.decision = "rejected"
                 outcome.reason = f"rejected: {exc} ({outcome.reason})"
         if outcome.decision == "rejected":
-            registry.reject(sessions, result.version, outcome.reason)
+            with runtime.unit_of_work() as session:
+                registry.reject(session, result.version, outcome.reason)
     except BaseException as exc:
         # Never leave a version undecided: whatever broke, it is not promoted.
-        with contextlib.suppress(Exception):
-            registry.reject(sessions, result.version,
+        with contextlib.suppress(Exception), runtime.unit_of_work() as session:
+            registry.reject(session, result.version,
                             f"rejected: the evaluation failed ({type(exc).__name__}: {exc})")
         raise
     try:
-        registry.prune(sessions, model_dir, settings.retrain.keep_versions)
+        with runtime.unit_of_work() as session:
+            registry.prune(session, model_dir, settings.retrain.keep_versions)
     except Exception as exc:  # noqa: BLE001 - disk housekeeping must not fail a retrain whose decision is recorded
         log.warning("could not prune old model versions: %s", exc)
     seconds["total"] = round(time.monotonic() - started, 1)

@@ -2,13 +2,13 @@
 
     models/<version>/model.keras   end-to-end model (vectorizers inside), no optimizer state
                      meta.json     version, created_at, labels, data hash, counts, config, metrics, thresholds
+                                   (core.artifacts.ArtifactMeta, written and read only by core.artifacts)
                      curves.png    training vs validation accuracy and loss (the prototype's two plots)
                      confusion.png validation confusion matrix
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from core.artifacts import set_current
+from core.artifacts import ArtifactMeta, Metrics, ModelSettings, TrainCounts, set_current, write_meta
 from core.routes import ROUTES
 from core.text import prepare_many
 from training.datasets import Dataset
@@ -51,7 +51,7 @@ class TrainOptions:
 class TrainResult:
     version: str
     path: Path
-    meta: dict[str, Any]
+    meta: ArtifactMeta
 
 
 def _say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -212,29 +212,29 @@ def train(
         history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         plots.training_curves(history_dict, staging / "curves.png")
         plots.confusion(metrics, staging / "confusion.png")
-        meta = {
-            "version": version,
-            "created_at": created.isoformat(),
-            "labels": list(ROUTES),
-            "data_hash": data_hash,
-            "counts": {
-                "rows": len(dataset),
-                "train": len(train_idx),
-                "validation": len(val_idx),
-                "train_by_route": {r: int(c) for r, c in zip(ROUTES, counts, strict=True)},
-                "dropped": dict(dataset.dropped),
-            },
-            "balance": balance_report,
-            "model": config.to_dict(),
-            "options": {k: v for k, v in asdict(options).items() if k != "model"},
-            "metrics": {"validation": metrics},
-            "thresholds": thresholds,
-            "history": history_dict,
-            "epochs_run": len(history_dict["loss"]),
-            "train_seconds": round(time.monotonic() - started, 1),
-            "trigger": trigger,
-        }
-        (staging / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        meta = ArtifactMeta(
+            version=version,
+            created_at=created,
+            labels=tuple(ROUTES),
+            data_hash=data_hash,
+            counts=TrainCounts(
+                rows=len(dataset),
+                train=len(train_idx),
+                validation=len(val_idx),
+                train_by_route={r: int(c) for r, c in zip(ROUTES, counts, strict=True)},
+                dropped=dict(dataset.dropped),
+            ),
+            balance=balance_report,
+            model=ModelSettings.from_dict(config.to_dict()),
+            options={k: v for k, v in asdict(options).items() if k != "model"},
+            metrics=Metrics(validation=metrics),
+            thresholds=thresholds,
+            history=history_dict,
+            epochs_run=len(history_dict["loss"]),
+            train_seconds=round(time.monotonic() - started, 1),
+            trigger=trigger,
+        )
+        write_meta(staging, meta)
         final = model_dir / version
         staging.rename(final)
     except BaseException:
@@ -242,5 +242,5 @@ def train(
         raise
     if make_current:
         set_current(model_dir, version)
-    _say(progress, f"saved {final} in {meta['train_seconds']} s" + (" (now the current model)" if make_current else ""))
+    _say(progress, f"saved {final} in {meta.train_seconds} s" + (" (now the current model)" if make_current else ""))
     return TrainResult(version, final, meta)

@@ -1,1 +1,2 @@
-"""The Celery worker: holds a loaded model per process and writes routes back to the database."""
+"""The Celery side: the classify worker (worker.classify_app), the trainer (worker.trainer_app) and beat
+(worker.beat), their module-level tasks, routing a batch (worker.routing) and the retry policy (worker.retry)."""

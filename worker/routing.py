@@ -1,4 +1,13 @@
-"""Routing a batch of tickets: plain functions, no Celery, so tests and benchmarks call them directly."""
+"""Routing tickets: service functions on a Session that never commit, so a task, a test or a benchmark decides
+where each unit of work begins and ends.
+
+Routing a batch is read → classify → write. The read and the write are separate on purpose: the model call between
+them takes tens of milliseconds, and a SQLite read transaction that upgrades to a write after another process has
+committed (the API storing the next ticket) fails at once with "database is locked" instead of waiting. So the
+tickets are read with `pending_tickets`, classified with `plan_routes` (no database), and written with
+`write_routes` in the batch's one unit of work; the UPDATE only touches tickets still pending, which makes the
+write correct whatever happened in between (a duplicate message, an agent's change).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +19,7 @@ from datetime import timedelta
 from typing import cast
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from core.orm import PENDING_STATUSES, Ticket, utcnow
 from core.text import prepare_many, ticket_text
@@ -26,6 +35,30 @@ class RoutingOutcome:
     skipped: list[str] = field(default_factory=list)  # unknown, or already routed: idempotent no-ops
 
 
+@dataclass(frozen=True)
+class PendingTicket:
+    id: uuid.UUID
+    subject: str | None
+    body: str
+
+
+@dataclass
+class PendingBatch:
+    """The still-pending tickets among the ids asked for, and the ids that are not (unknown or already routed)."""
+
+    tickets: list[PendingTicket]
+    skipped: list[str]
+
+
+@dataclass
+class RoutingPlan:
+    """What one batch's write will set on each ticket, and the outcome it reports."""
+
+    outcome: RoutingOutcome
+    model_version: str
+    params: list[dict[str, object]] = field(default_factory=list)
+
+
 def _uuids(ticket_ids: Sequence[str]) -> list[uuid.UUID]:
     out = []
     for raw in ticket_ids:
@@ -36,41 +69,49 @@ def _uuids(ticket_ids: Sequence[str]) -> list[uuid.UUID]:
     return out
 
 
-def route_tickets(
-    sessions: sessionmaker[Session],
-    predictor,  # serving.predictor.Predictor (untyped here so this module does not import TensorFlow)
-    ticket_ids: Sequence[str],
-    review_thresholds: Mapping[str, float],
-    attempt: int = 0,
-) -> RoutingOutcome:
-    """Classify the still-pending tickets among `ticket_ids` in one model call and write all routes in one
-    transaction. The UPDATE only touches tickets still pending, so a duplicate message changes nothing."""
-    outcome = RoutingOutcome()
+def pending_tickets(session: Session, ticket_ids: Sequence[str]) -> PendingBatch:
+    """Read the tickets among `ticket_ids` that still wait for a route (invalid ids are dropped with a warning)."""
     ids = _uuids(ticket_ids)
-    with sessions() as session:
-        rows = session.execute(
-            select(Ticket.id, Ticket.subject, Ticket.body).where(
-                Ticket.id.in_(ids), Ticket.status.in_(PENDING_STATUSES)
-            )
-        ).all()
-    found = {row.id for row in rows}
-    outcome.skipped = [str(i) for i in ids if i not in found]
-    if not rows:
-        return outcome
-    prepared = prepare_many([ticket_text(row.subject, row.body) for row in rows])
+    tickets = [
+        PendingTicket(row.id, row.subject, row.body)
+        for row in session.execute(
+            select(Ticket.id, Ticket.subject, Ticket.body)
+            .where(Ticket.id.in_(ids), Ticket.status.in_(PENDING_STATUSES))
+        )
+    ]
+    found = {ticket.id for ticket in tickets}
+    return PendingBatch(tickets, [str(i) for i in ids if i not in found])
+
+
+def plan_routes(
+    predictor,  # serving.predictor.Predictor (untyped here so this module does not import TensorFlow)
+    batch: PendingBatch,
+    review_thresholds: Mapping[str, float],
+) -> RoutingPlan:
+    """Classify the batch in one model call; a ticket below its route's threshold (or with no text left after the
+    clean-up) goes to review with its predicted route kept."""
+    plan = RoutingPlan(RoutingOutcome(skipped=list(batch.skipped)), predictor.version)
+    if not batch.tickets:
+        return plan
+    prepared = prepare_many([ticket_text(ticket.subject, ticket.body) for ticket in batch.tickets])
     predictions = predictor.to_predictions(predictor.probabilities_prepared(prepared))
     thresholds = {**predictor.thresholds, **review_thresholds}
-    now = utcnow()
-    params = []
-    for row, text, prediction in zip(rows, prepared, predictions, strict=True):
+    for ticket, text, prediction in zip(batch.tickets, prepared, predictions, strict=True):
         confident = bool(text) and prediction.confidence >= thresholds.get(prediction.route, 0.0)
         status = "routed" if confident else "needs_review"
-        (outcome.routed if confident else outcome.needs_review).append(str(row.id))
-        params.append({
-            "b_id": row.id, "b_status": status, "b_route": prediction.route, "b_confidence": prediction.confidence,
+        (plan.outcome.routed if confident else plan.outcome.needs_review).append(str(ticket.id))
+        plan.params.append({
+            "b_id": ticket.id, "b_status": status, "b_route": prediction.route, "b_confidence": prediction.confidence,
             "b_account": prediction.probabilities["Account"], "b_payment": prediction.probabilities["Payment"],
             "b_other": prediction.probabilities["Other"],
         })
+    return plan
+
+
+def write_routes(session: Session, plan: RoutingPlan) -> None:
+    """Write every route of the plan in one statement; tickets no longer pending are left as they are."""
+    if not plan.params:
+        return
     table = cast(Table, Ticket.__table__)
     statement = (
         update(table)
@@ -79,47 +120,42 @@ def route_tickets(
         .values(
             status=bindparam("b_status"), route=bindparam("b_route"), confidence=bindparam("b_confidence"),
             score_account=bindparam("b_account"), score_payment=bindparam("b_payment"),
-            score_other=bindparam("b_other"), model_version=predictor.version, routed_at=now,
+            score_other=bindparam("b_other"), model_version=plan.model_version, routed_at=utcnow(),
             attempts=table.c.attempts + 1, last_error=None,
         )
     )
-    with sessions() as session, session.begin():
-        session.connection().execute(statement, params)
-    return outcome
+    session.connection().execute(statement, plan.params)
 
 
-def mark_failed(sessions: sessionmaker[Session], ticket_ids: Sequence[str], error: str) -> None:
+def mark_failed(session: Session, ticket_ids: Sequence[str], error: str) -> None:
     """Give up on tickets: status `failed`, the error kept for an agent to read."""
     table = cast(Table, Ticket.__table__)
-    with sessions() as session, session.begin():
-        session.connection().execute(
-            update(table)
-            .where(table.c.id.in_(_uuids(ticket_ids)), table.c.status.in_(PENDING_STATUSES))
-            .values(status="failed", last_error=error[:MAX_ERROR_CHARS], attempts=table.c.attempts + 1)
-        )
+    session.connection().execute(
+        update(table)
+        .where(table.c.id.in_(_uuids(ticket_ids)), table.c.status.in_(PENDING_STATUSES))
+        .values(status="failed", last_error=error[:MAX_ERROR_CHARS], attempts=table.c.attempts + 1)
+    )
 
 
-def stale_ticket_ids(sessions: sessionmaker[Session], older_than_seconds: int, limit: int = 1000) -> list[str]:
+def stale_ticket_ids(session: Session, older_than_seconds: int, limit: int = 1000) -> list[str]:
     """Tickets still pending after `older_than_seconds` (lost message, broker outage, crashed worker)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     waiting_since = func.coalesce(Ticket.queued_at, Ticket.created_at)
-    with sessions() as session:
-        return [
-            str(i)
-            for i in session.scalars(
-                select(Ticket.id)
-                .where(Ticket.status.in_(PENDING_STATUSES), waiting_since < cutoff)
-                .order_by(Ticket.created_at)
-                .limit(limit)
-            )
-        ]
-
-
-def mark_queued(sessions: sessionmaker[Session], ticket_ids: Sequence[str]) -> None:
-    table = cast(Table, Ticket.__table__)
-    with sessions() as session, session.begin():
-        session.connection().execute(
-            update(table)
-            .where(table.c.id.in_(_uuids(ticket_ids)), table.c.status.in_(PENDING_STATUSES))
-            .values(status="queued", queued_at=utcnow())
+    return [
+        str(i)
+        for i in session.scalars(
+            select(Ticket.id)
+            .where(Ticket.status.in_(PENDING_STATUSES), waiting_since < cutoff)
+            .order_by(Ticket.created_at)
+            .limit(limit)
         )
+    ]
+
+
+def mark_queued(session: Session, ticket_ids: Sequence[str]) -> None:
+    table = cast(Table, Ticket.__table__)
+    session.connection().execute(
+        update(table)
+        .where(table.c.id.in_(_uuids(ticket_ids)), table.c.status.in_(PENDING_STATUSES))
+        .values(status="queued", queued_at=utcnow())
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
+import structlog
 from flask.views import MethodView
 from marshmallow import fields, validate
 
@@ -14,11 +16,12 @@ from api.access import agents_only, current_api_agent_id
 from api.openapi import ProblemBlueprint
 from api.problems import raise_problem
 from api.schemas import TicketSchema
-from api.services import current_services
+from api.services import unit_of_work
 from core import agents as actions
-from core.db import transaction
 from core.orm import Ticket
 from core.routes import ROUTES
+
+log = logging.getLogger(__name__)
 
 blp = ProblemBlueprint(
     "agent-tickets", __name__, url_prefix="/api/v1/tickets", description="Agents' actions on tickets (bearer token)"
@@ -39,10 +42,12 @@ class AgentTicketSchema(TicketSchema):
 
 def _apply(action: Callable[..., tuple[Ticket, bool]], ticket_id: uuid.UUID, *args: object) -> Ticket:
     try:
-        with transaction(current_services().session_factory) as session:
-            ticket, _changed = action(session, ticket_id, *args)
+        with unit_of_work() as session:
+            ticket, changed = action(session, ticket_id, *args)
     except actions.TicketNotFound:
         raise_problem(404, "No ticket with this id.")
+    with structlog.contextvars.bound_contextvars(ticket_id=str(ticket_id)):
+        log.info("agent %s: %s %s", current_api_agent_id(), action.__name__, "done" if changed else "unchanged")
     return ticket
 
 

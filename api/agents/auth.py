@@ -20,10 +20,11 @@ borrowed by another site to call it, which is why CSRF checks stop at /api/.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import flask_login
@@ -33,7 +34,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from api.i18n import pick_language, texts
-from api.services import get_session
+from api.services import unit_of_work
 from core.agents import password_fingerprint
 from core.orm import Agent
 
@@ -68,8 +69,17 @@ class AgentUser(flask_login.UserMixin):
 
 
 def login_required(view: View) -> View:
-    """The view is for signed-in agents only (flask-login's decorator, with this app's answer to strangers)."""
-    return cast(View, flask_login.login_required(view))
+    """The view is for signed-in agents only (flask-login's decorator, with this app's answer to strangers).
+
+    Loading the agent and the view share the request's one unit of work (api.services.unit_of_work)."""
+    guarded = flask_login.login_required(view)
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with unit_of_work():
+            return guarded(*args, **kwargs)
+
+    return cast(View, wrapper)
 
 
 def current_agent() -> AgentUser:
@@ -83,7 +93,8 @@ def _load_agent(user_id: str) -> AgentUser | None:
     raw_id, _, fingerprint = user_id.partition(".")
     if not raw_id.isdigit():
         return None
-    agent = get_session().get(Agent, int(raw_id))
+    with unit_of_work() as session:
+        agent = session.get(Agent, int(raw_id))
     if agent is None or not agent.active or password_fingerprint(agent) != fingerprint:
         return None
     return AgentUser.of(agent)

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
 
+import structlog
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from api.agents.auth import AgentUser, cookie_will_be_dropped, current_agent, login_required, safe_next
-from api.services import current_services, get_session
+from api.services import get_session, unit_of_work
 from core import agents as actions
-from core.db import transaction
 from core.orm import Ticket, utcnow
 from core.routes import ROUTES
 
@@ -107,16 +107,16 @@ def login() -> Response | str | tuple[str, int]:
     if request.method == "POST":
         email = request.form.get("email", "").strip()
         password = request.form.get("password", "")
-        with transaction(current_services().session_factory) as db:
+        with unit_of_work() as db:
             agent = actions.authenticate(db, email, password) if email and password else None
             user = AgentUser.of(agent) if agent is not None else None
         if user is not None:
             session.clear()  # nothing from before sign-in carries over, the CSRF token included
             login_user(user)
             session.permanent = True
-            log.info("agent %s signed in", user.email)
+            log.info("agent %s signed in", user.agent_id)
             return redirect(target, code=303)
-        log.warning("failed sign-in for %r from %s", email[:320], request.remote_addr)
+        log.warning("failed sign-in from %s", request.remote_addr)
         error = "Wrong e-mail address or password."
     page = render_template("agent/login.html", error=error, email=email, next=safe_next(request.values.get("next")),
                            insecure=cookie_will_be_dropped())
@@ -195,12 +195,14 @@ def ticket_page(ticket_id: uuid.UUID) -> str:
 
 def _act(ticket_id: uuid.UUID, action: Callable[..., tuple[Ticket, bool]], *args: object) -> bool:
     try:
-        with transaction(current_services().session_factory) as db:
+        with unit_of_work() as db:
             _ticket, changed = action(db, ticket_id, *args)
     except actions.TicketNotFound:
         abort(404)
     except actions.AgentError:
         abort(400)
+    with structlog.contextvars.bound_contextvars(ticket_id=str(ticket_id)):
+        log.info("agent %s: %s %s", current_agent().agent_id, action.__name__, "done" if changed else "unchanged")
     return changed
 
 

@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.email.formdata import Form
 from api.problems import problem_response
 from core.config import Settings
-from core.db import transaction
 from core.orm import WebhookNonce, utcnow
 
 MAX_SKEW_SECONDS = 300
@@ -91,7 +90,7 @@ def check_mailgun_signature(
     if len(token) > 200:
         return _refuse("The Mailgun token is too long.")
     try:
-        with transaction(session_factory) as session:
+        with session_factory.begin() as session:
             session.execute(delete(WebhookNonce).where(WebhookNonce.seen_at < utcnow() - NONCE_TTL))
             session.add(WebhookNonce(token=token))
     except IntegrityError:
@@ -102,7 +101,7 @@ def check_mailgun_signature(
 def forget_token(form: Form, session_factory: sessionmaker[Session]) -> None:
     """Let Mailgun's retry of a request we failed on (5xx) through: its token is no replay."""
     try:
-        with transaction(session_factory) as session:
+        with session_factory.begin() as session:
             session.execute(delete(WebhookNonce).where(WebhookNonce.token == form.text("token")))
     except SQLAlchemyError:
         pass  # the database is what failed; the retry may be refused, the mail is then in Mailgun's logs

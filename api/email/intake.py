@@ -1,7 +1,8 @@
 """InboundMail → one ticket (or the ticket an earlier delivery made), and a line in the inbound log for every mail.
 
 The customer's words are taken from the plain-text part (the HTML part when there is none), stripped of quoted
-messages and signature, and handed to core.tickets.submit_ticket: commit, then enqueue; never classified here.
+messages and signature, and stored as a NewTicket with its inbound log line in one unit of work; then the ticket is
+published (core.tickets.publish); never classified here.
 
 Deduplication: `Ticket.message_id` and `InboundEmail.dedupe_key` hold the same key, the SHA-256 (hex) of
   "message-id" + the Message-ID + the recipient, or, for a mail without a Message-ID,
@@ -19,15 +20,14 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from api.email.htmltext import html_to_text
 from api.email.message import InboundMail, MailRejected
 from api.email.reply import customer_words
-from api.services import Services
-from core.db import transaction
 from core.orm import InboundEmail
-from core.tickets import submit_ticket
+from core.runtime import Runtime
+from core.tickets import NewTicket, publish, store_queued
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,16 @@ class Outcome:
     duplicate: bool
 
 
-def accept(mail: InboundMail, services: Services) -> Outcome:
-    """Store the mail as a ticket (or find the one a previous delivery stored); MailRejected if it cannot be one."""
+def accept(mail: InboundMail, runtime: Runtime) -> Outcome:
+    """Store the mail as a ticket (or find the one a previous delivery stored); MailRejected if it cannot be one.
+
+    The ticket and its inbound log line commit together (one unit of work), so a database error leaves neither and
+    the provider's retry (after our 5xx) is no duplicate; the ticket is published once committed."""
     if not mail.sender_email:
         raise MailRejected("no sender address (From)", mail)
-    source, body = _customer_text(mail, services.settings.max_body_chars)
+    source, body = _customer_text(mail, runtime.settings.max_body_chars)
     key = dedupe_key(mail, source)
-    ticket, created = submit_ticket(
-        services.session_factory,
-        services.celery,
+    new = NewTicket(
         channel="email",
         body=body,
         subject=_clip(mail.subject, SUBJECT_MAX),
@@ -63,21 +64,23 @@ def accept(mail: InboundMail, services: Services) -> Outcome:
         customer_email=_clean(mail.sender_email),
         message_id=key,
     )
-    outcome = "accepted" if created else "duplicate"
-    try:
-        _record(services, mail, outcome, key=key, ticket_id=ticket.id, reason="; ".join(mail.notes) or None)
-    except SQLAlchemyError:
-        # The ticket is committed: failing now would only make the provider deliver again (a duplicate).
-        log.exception("ticket %s stored but its inbound log line was not written", ticket.id)
-    log.info("inbound %s mail %s: ticket %s", mail.provider, outcome, ticket.id)
+    with runtime.unit_of_work() as session:
+        ticket, created = store_queued(session, new)
+        outcome = "accepted" if created else "duplicate"
+        _record(session, mail, outcome, key=key, ticket_id=ticket.id, reason="; ".join(mail.notes) or None)
+    if created:
+        ticket = publish(runtime, ticket)
+    log.info("inbound %s mail %s: ticket %s (key %s)", mail.provider, outcome, ticket.id, key[:12],
+             extra={"ticket_id": str(ticket.id)})
     return Outcome(ticket.id, duplicate=not created)
 
 
-def reject(services: Services, provider: str, error: MailRejected) -> None:
+def reject(runtime: Runtime, provider: str, error: MailRejected) -> None:
     """Log a mail that did not become a ticket; a database error propagates (5xx: the provider retries later)."""
     mail = error.mail or InboundMail(provider)
     key = dedupe_key(mail, "") if mail.message_id else None
-    _record(services, mail, "rejected", key=key, ticket_id=None, reason="; ".join([error.reason, *mail.notes]))
+    with runtime.unit_of_work() as session:
+        _record(session, mail, "rejected", key=key, ticket_id=None, reason="; ".join([error.reason, *mail.notes]))
     log.warning("inbound %s mail rejected: %s", provider, error.reason)
 
 
@@ -110,22 +113,21 @@ def dedupe_key(mail: InboundMail, source: str) -> str:
 
 
 def _record(
-    services: Services, mail: InboundMail, outcome: str, *, key: str | None, ticket_id: uuid.UUID | None,
+    session: Session, mail: InboundMail, outcome: str, *, key: str | None, ticket_id: uuid.UUID | None,
     reason: str | None,
 ) -> None:
-    with transaction(services.session_factory) as session:
-        session.add(
-            InboundEmail(
-                provider=mail.provider,
-                dedupe_key=key,
-                outcome=outcome,
-                reason=_clean(reason),
-                ticket_id=ticket_id,
-                sender=_clip(mail.sender_email or mail.sender_name, LOG_FIELD_MAX),
-                subject=_clip(mail.subject, LOG_FIELD_MAX),
-                attachments=mail.attachments,
-            )
+    session.add(
+        InboundEmail(
+            provider=mail.provider,
+            dedupe_key=key,
+            outcome=outcome,
+            reason=_clean(reason),
+            ticket_id=ticket_id,
+            sender=_clip(mail.sender_email or mail.sender_name, LOG_FIELD_MAX),
+            subject=_clip(mail.subject, LOG_FIELD_MAX),
+            attachments=mail.attachments,
         )
+    )
 
 
 def _clean(text: str | None) -> str | None:

@@ -19,7 +19,7 @@ from api.email.formdata import read_form
 from api.email.message import InboundMail, MailRejected
 from api.email.mime import parse_rfc822
 from api.problems import problem_response
-from api.services import current_services
+from api.services import current_runtime
 
 bp = Blueprint("email", __name__, url_prefix="/webhooks/email")
 
@@ -54,20 +54,20 @@ def _problem(error: HTTPException) -> Response:
 
 @bp.post("/sendgrid")
 def sendgrid() -> Response:
-    denied = check_basic_auth(current_services().settings)
+    denied = check_basic_auth(current_runtime().settings)
     return denied or _receive("sendgrid", lambda: providers.sendgrid(read_form(request)))
 
 
 @bp.post("/postmark")
 def postmark() -> Response:
-    denied = check_basic_auth(current_services().settings)
+    denied = check_basic_auth(current_runtime().settings)
     return denied or _receive("postmark", lambda: providers.postmark(request.get_data(cache=False)))
 
 
 @bp.post("/raw")
 def raw() -> Response:
     """One RFC 822 message; `?recipient=` (the envelope recipient, when the MTA passes it) helps deduplication."""
-    denied = check_basic_auth(current_services().settings)
+    denied = check_basic_auth(current_runtime().settings)
     return denied or _receive("raw", _raw_mail)
 
 
@@ -81,26 +81,26 @@ def _raw_mail() -> InboundMail:
 @bp.post("/mailgun")
 @bp.post("/mailgun/mime")  # Mailgun posts the raw MIME (body-mime) to route URLs ending in "mime"
 def mailgun() -> Response:
-    shared = current_services()
+    runtime = current_runtime()
     try:
         form = read_form(request)
     except MailRejected as exc:  # not even the signature can be read: nothing to record
         return problem_response(406, detail=exc.reason, type=REJECTED)
-    denied = check_mailgun_signature(form, shared.settings, shared.session_factory)
+    denied = check_mailgun_signature(form, runtime.settings, runtime.sessions)
     if denied:
         return denied
     try:
         return _receive("mailgun", lambda: providers.mailgun(form))
     except Exception:
-        forget_token(form, shared.session_factory)
+        forget_token(form, runtime.sessions)
         raise
 
 
 def _receive(provider: str, parse: Callable[[], InboundMail]) -> Response:
-    shared = current_services()
+    runtime = current_runtime()
     try:
-        outcome = intake.accept(parse(), shared)
+        outcome = intake.accept(parse(), runtime)
     except MailRejected as exc:
-        intake.reject(shared, provider, exc)
+        intake.reject(runtime, provider, exc)
         return problem_response(REJECT_STATUS[provider], detail=exc.reason, type=REJECTED, title="E-mail rejected")
     return jsonify(id=str(outcome.ticket_id), duplicate=outcome.duplicate)

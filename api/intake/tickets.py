@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
+import structlog
 from flask import abort, url_for
 from flask.views import MethodView
 
@@ -19,9 +21,11 @@ from api.schemas import (
     TicketSchema,
     encode_cursor,
 )
-from api.services import current_services, get_session
+from api.services import current_runtime, unit_of_work
 from core.orm import Ticket
-from core.tickets import get_ticket, list_tickets, submit_ticket
+from core.tickets import NewTicket, get_ticket, list_tickets, submit_ticket
+
+log = logging.getLogger(__name__)
 
 blp = ProblemBlueprint("tickets", __name__, url_prefix="/api/v1/tickets", description="Support tickets")
 
@@ -43,14 +47,10 @@ class TicketCollection(MethodView):
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     def post(self, fields: dict[str, Any], headers: dict[str, Any]) -> tuple[Ticket, int, dict[str, str]]:
         """Submit a ticket; it is routed asynchronously, poll its URL for the route."""
-        shared = current_services()
-        ticket, created = submit_ticket(
-            shared.session_factory,
-            shared.celery,
-            channel="api",
-            idempotency_key=headers.get("idempotency_key"),
-            **fields,
-        )
+        new = NewTicket(channel="api", idempotency_key=headers.get("idempotency_key"), **fields)
+        ticket, created = submit_ticket(current_runtime(), new)
+        with structlog.contextvars.bound_contextvars(ticket_id=str(ticket.id)):
+            log.info("ticket %s through the API", "accepted" if created else "repeated (same Idempotency-Key)")
         return ticket, 202 if created else 200, {"Location": url_for("tickets.TicketItem", ticket_id=ticket.id)}
 
     @agents_only
@@ -58,13 +58,14 @@ class TicketCollection(MethodView):
     @blp.response(200, TicketPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List tickets oldest first, optionally one route and/or status; follow `next_cursor` for more."""
-        page, last = list_tickets(
-            get_session(),
-            route=query.get("route"),
-            status=query.get("status"),
-            after=query.get("cursor"),
-            limit=query["limit"],
-        )
+        with unit_of_work() as session:
+            page, last = list_tickets(
+                session,
+                route=query.get("route"),
+                status=query.get("status"),
+                after=query.get("cursor"),
+                limit=query["limit"],
+            )
         return {"items": page, "next_cursor": encode_cursor(last) if last else None}
 
 
@@ -74,4 +75,5 @@ class TicketItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, ticket_id: uuid.UUID) -> Ticket:
         """One ticket with its route, confidence and scores once the worker has classified it."""
-        return get_ticket(get_session(), ticket_id) or abort(404, "No ticket with this id.")
+        with unit_of_work() as session:
+            return get_ticket(session, ticket_id) or abort(404, "No ticket with this id.")

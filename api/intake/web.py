@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
+import structlog
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from api.i18n import pick_language, texts
 from api.schemas import Text, TicketFieldsSchema
-from api.services import current_services, get_session
-from core.tickets import get_ticket, submit_ticket
+from api.services import current_runtime, unit_of_work
+from core.tickets import NewTicket, get_ticket, submit_ticket
 
+log = logging.getLogger(__name__)
 bp = Blueprint("web", __name__)
 
 
@@ -61,15 +64,16 @@ def submit() -> Response | tuple[str, int]:
     except ma.ValidationError as error:
         messages = _error_messages(error.normalized_messages(), lang)
         return render_template("form.html", lang=lang, t=texts(lang), values=values, errors=messages), 400
-    shared = current_services()
-    ticket, _created = submit_ticket(shared.session_factory, shared.celery, channel="web", **fields)
+    ticket, _created = submit_ticket(current_runtime(), NewTicket(channel="web", **fields))
+    with structlog.contextvars.bound_contextvars(ticket_id=str(ticket.id)):
+        log.info("ticket accepted through the web form")
     return redirect(url_for("web.ticket_page", ticket_id=ticket.id, lang=lang), code=303)
 
 
 def _error_messages(messages: Mapping[str, Any], lang: str) -> list[str]:
     """One localised sentence per field in error (marshmallow's own messages are English and technical)."""
     t = texts(lang)
-    limit = f"{current_services().settings.max_body_chars:,}"
+    limit = f"{current_runtime().settings.max_body_chars:,}"
     sentences = []
     for field in _FORM_FIELDS:
         if field in messages:
@@ -80,14 +84,15 @@ def _error_messages(messages: Mapping[str, Any], lang: str) -> list[str]:
 
 @bp.get("/tickets/<uuid:ticket_id>")
 def ticket_page(ticket_id: uuid.UUID) -> str:
-    ticket = get_ticket(get_session(), ticket_id)
-    if ticket is None:
-        abort(404)
-    lang = pick_language()
-    return render_template(
-        "ticket.html",
-        lang=lang,
-        t=texts(lang),
-        ticket=ticket,
-        api_url=url_for("tickets.TicketItem", ticket_id=ticket.id),
-    )
+    with unit_of_work() as session:
+        ticket = get_ticket(session, ticket_id)
+        if ticket is None:
+            abort(404)
+        lang = pick_language()
+        return render_template(
+            "ticket.html",
+            lang=lang,
+            t=texts(lang),
+            ticket=ticket,
+            api_url=url_for("tickets.TicketItem", ticket_id=ticket.id),
+        )

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from api.agents import add_nav_link
 from api.agents.auth import current_agent, login_required
 from api.agents.web import protect_agent_page
-from api.services import current_services, get_session
+from api.services import current_runtime, get_session
 from core import registry
 from core.messaging import enqueue_retrain
 from core.orm import ModelVersion, utcnow
@@ -41,14 +41,13 @@ bp.after_request(protect_agent_page)  # the same headers as every agents' page
 
 def _rows() -> list[dict[str, object]]:
     """Every version as registry.as_dict shows it, newest first, after making the registry agree with CURRENT."""
-    services = current_services()
+    model_dir = current_runtime().settings.model_dir
+    session = get_session()  # the request's unit of work, opened by login_required
     try:
-        registry.sync(services.session_factory, services.settings.model_dir)
+        registry.sync(session, model_dir)  # a failure rolls back its own savepoint only
     except Exception:  # noqa: BLE001 - a read-only MODEL_DIR must not take the page down
-        log.warning("could not reconcile the registry with %s", services.settings.model_dir, exc_info=True)
-    session = get_session()
+        log.warning("could not reconcile the registry with %s", model_dir, exc_info=True)
     rates = registry.override_rates(session)
-    model_dir = services.settings.model_dir
     rows = []
     for row in registry.versions(session):
         shown = registry.as_dict(row, rates.get(row.version))
@@ -81,7 +80,7 @@ def image(version: str, name: str) -> Response:
         abort(404)
     if get_session().get(ModelVersion, version) is None:
         abort(404)
-    path = safe_join(str(current_services().settings.model_dir), version, name)
+    path = safe_join(str(current_runtime().settings.model_dir), version, name)
     if path is None:
         abort(404)
     try:
@@ -95,12 +94,12 @@ def image(version: str, name: str) -> Response:
 def retrain() -> Response:
     """Ask the trainer for a retrain (the `training` queue); the page shows it running and then its decision."""
     try:
-        task_id = enqueue_retrain(current_services().celery, trigger="button")
+        task_id = enqueue_retrain(current_runtime().celery, trigger="button")
     except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the agent gets a sentence, not a 500
         log.warning("retrain not queued: %s: %s", type(exc).__name__, exc)
         flash("The retrain could not be queued: the message broker is unreachable. Try again shortly.", "error")
     else:
-        log.info("agent %s queued a retrain (task %s)", current_agent().email, task_id)
+        log.info("agent %s queued a retrain (task %s)", current_agent().agent_id, task_id)
         flash("Retrain queued. The trainer compares the new model with the champion and promotes it only if it is "
               "better; its decision appears here.", "success")
     return redirect(url_for("models.index"), code=303)
@@ -110,16 +109,16 @@ def retrain() -> Response:
 @login_required
 def rollback() -> Response:
     """Make the previous champion (or the version named in the form) serve again; workers switch within seconds."""
-    services = current_services()
     target = request.form.get("to") or None
     if target is not None and not _VERSION.match(target):
         abort(400)
     try:
-        old, new = registry.rollback(services.session_factory, services.settings.model_dir, to=target,
+        # In login_required's unit of work; a refused rollback undoes its own savepoint, nothing else.
+        old, new = registry.rollback(get_session(), current_runtime().settings.model_dir, to=target,
                                      actor=current_agent().email)
     except registry.RegistryError as exc:
         flash(f"Nothing changed: {exc}.", "error")
     else:
-        log.info("agent %s made %s the champion (was %s)", current_agent().email, new, old)
+        log.info("agent %s made %s the champion (was %s)", current_agent().agent_id, new, old)
         flash(f"{new} is the champion again (was {old}). Workers switch to it within seconds.", "success")
     return redirect(url_for("models.index"), code=303)

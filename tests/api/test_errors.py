@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from tests.api.conftest import assert_problem, both_backends, count_tickets, queued_ticket_ids
+from tests.support.api import assert_problem, count_tickets, queued_ticket_ids
+from tests.support.backends import both_backends
 
 JSON = "application/json"
 

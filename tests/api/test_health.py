@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.api.conftest import DEAD_BROKER_URL, assert_problem, both_backends
+from tests.support.api import DEAD_BROKER_URL, assert_problem
+from tests.support.backends import both_backends
 
 DEAD_DATABASE_URL = "postgresql://postgres@127.0.0.1:5499/nothing"
 

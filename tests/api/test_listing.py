@@ -11,8 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.orm import Ticket, utcnow
-from tests.api.agents.conftest import make_agent
-from tests.api.conftest import assert_problem, both_backends
+from tests.support.agents import make_agent
+from tests.support.api import assert_problem
+from tests.support.backends import both_backends
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def _add_tickets(app: Flask, *states: tuple[str, str | None], same_instant: bool
                created_at=start if same_instant else start + timedelta(seconds=n))
         for n, (status, route) in enumerate(states)
     ]  # fmt: skip
-    with app.extensions["furiwake"].session_factory.begin() as session:
+    with app.extensions["furiwake"].sessions.begin() as session:
         session.add_all(tickets)
     tickets.sort(key=lambda t: (t.created_at, t.id.hex))
     return [str(t.id) for t in tickets]

@@ -14,9 +14,10 @@ from core import registry
 from core.artifacts import current_version, set_current
 from core.messaging import RETRAIN_TASK, TRAINING_QUEUE
 from core.orm import Correction, Ticket
-from tests.api.agents.conftest import csrf_token, make_agent, sign_in
-from tests.api.conftest import DEAD_BROKER_URL, both_backends
-from tests.training.test_registry import fake_version
+from tests.support.agents import csrf_token, make_agent, sign_in
+from tests.support.api import DEAD_BROKER_URL
+from tests.support.backends import both_backends
+from tests.support.registry import fake_version, in_unit_of_work
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 32
 
@@ -35,7 +36,7 @@ def model_dir(app):
 
 @pytest.fixture
 def sessions(app):
-    return app.extensions["furiwake"].session_factory
+    return app.extensions["furiwake"].sessions
 
 
 def _two_champions_and_a_reject(sessions, model_dir):
@@ -44,19 +45,21 @@ def _two_champions_and_a_reject(sessions, model_dir):
 
     set_current(model_dir, fake_version(model_dir, "v0"))
     (model_dir / "v0" / "curves.png").write_bytes(PNG)
-    registry.sync(sessions, model_dir)
+    in_unit_of_work(sessions, registry.sync, model_dir)
     for version in ("v1", "v2"):
         fake_version(model_dir, version)
-        registry.register_candidate(sessions, read_meta(model_dir / version), "schedule",
+        in_unit_of_work(sessions, registry.register_candidate, read_meta(model_dir / version), "schedule",
                                     {"by_source": {"corpus": 90, "corrections": 8, "resolved": 2}, "rows": 100})
     figures = {"accuracy": 0.9, "macro_f1": 0.9, "per_route": {r: {"f1": 0.9} for r in ("Account", "Payment", "Other")},
                "parts": {"corpus": {"n": 80, "accuracy": 0.9}, "corrections": {"n": 5, "accuracy": 0.8}}}
     evaluation = {"eval_set": {"n": 85, "corpus": 80, "corrections": 5}, "candidate": figures,
                   "champion": {**figures, "macro_f1": 0.85}, "replay": {"tickets": 10, "agreement": 0.9}}
-    registry.record_evaluation(sessions, "v1", evaluation, "v0")
-    registry.promote(sessions, model_dir, "v1", "promoted: macro-F1 0.9000 vs 0.8500", expected_champion="v0")
-    registry.record_evaluation(sessions, "v2", {**evaluation, "candidate": {**figures, "macro_f1": 0.8}}, "v1")
-    registry.reject(sessions, "v2", "rejected: macro-F1 0.8000 vs 0.9000 for the champion v1")
+    in_unit_of_work(sessions, registry.record_evaluation, "v1", evaluation, "v0")
+    in_unit_of_work(sessions, registry.promote, model_dir, "v1", "promoted: macro-F1 0.9000 vs 0.8500",
+                    expected_champion="v0")
+    in_unit_of_work(sessions, registry.record_evaluation, "v2",
+                    {**evaluation, "candidate": {**figures, "macro_f1": 0.8}}, "v1")
+    in_unit_of_work(sessions, registry.reject, "v2", "rejected: macro-F1 0.8000 vs 0.9000 for the champion v1")
     with sessions() as session, session.begin():
         tickets = [Ticket(channel="api", body=f"t{i}", status="routed", route="Other", model_version="v1")
                    for i in range(4)]

@@ -9,14 +9,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from core.orm import Ticket, utcnow
-from tests.api.conftest import (
-    DEAD_BROKER_URL,
-    assert_problem,
-    both_backends,
-    count_tickets,
-    queued_ticket_ids,
-    stored_tickets,
-)
+from tests.support.api import DEAD_BROKER_URL, assert_problem, count_tickets, queued_ticket_ids, stored_tickets
+from tests.support.backends import both_backends
 
 TICKET_FIELDS = {
     "id", "reference", "channel", "subject", "body", "customer_name", "customer_email", "status", "route",
@@ -58,7 +52,7 @@ def test_get_returns_every_field_in_iso_utc(app: Flask, client) -> None:
     assert created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
 
     # What the worker writes once it has classified the ticket.
-    with app.extensions["furiwake"].session_factory.begin() as session:
+    with app.extensions["furiwake"].sessions.begin() as session:
         session.execute(
             update(Ticket)
             .where(Ticket.id == uuid.UUID(created["id"]))

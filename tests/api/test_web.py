@@ -10,8 +10,9 @@ from flask import Flask
 from sqlalchemy import update
 
 from core.orm import Ticket, utcnow
-from tests.api.agents.conftest import csrf_token
-from tests.api.conftest import both_backends, count_tickets, queued_ticket_ids, stored_tickets
+from tests.support.agents import csrf_token
+from tests.support.api import count_tickets, queued_ticket_ids, stored_tickets
+from tests.support.backends import both_backends
 
 
 def submit(client, data: dict, url: str = "/"):
@@ -97,7 +98,7 @@ def test_ticket_page_polls_the_api_and_shows_the_route_once_routed(app: Flask, c
     script = client.get("/static/ticket.js")
     assert script.status_code == 200 and b"setTimeout(poll, 1000)" in script.data
 
-    with app.extensions["furiwake"].session_factory.begin() as session:
+    with app.extensions["furiwake"].sessions.begin() as session:
         session.execute(
             update(Ticket)
             .where(Ticket.id == uuid.UUID(ticket_id))

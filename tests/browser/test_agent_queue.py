@@ -13,13 +13,11 @@ import requests
 from sqlalchemy import select
 
 from core import agents
-from core.db import make_engine, make_session_factory, transaction
+from core.db import make_engine, make_session_factory
 from core.orm import Correction, Ticket, TicketEvent
-from tests.api.agents.conftest import wait_for_worker_model
-from tests.conftest import missing_service
-from tests.e2e.conftest import ROOT, service_env, start_api, start_worker, wait_until
-
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+from tests.support.paths import ROOT
+from tests.support.processes import service_env, start_api, start_worker, wait_for_worker_model, wait_until
+from tests.support.services import missing_service
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
@@ -56,7 +54,7 @@ def test_agent_finds_a_web_ticket_in_its_queue_and_reroutes_it(browser, processe
     upgrade(database_url)
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
-    with transaction(sessions) as session:
+    with sessions.begin() as session:
         agent_id = agents.create_agent(session, EMAIL, PASSWORD, name="Hana Sato").id
     env = service_env(database_url, "filesystem://", trained_model_dir, tmp_path)
     start_worker(processes, env, embedded=True)

@@ -14,7 +14,7 @@ from cli.main import main
 from core.agents import verify_token
 from core.db import make_engine, make_session_factory
 from core.orm import Agent
-from tests.api.conftest import both_backends
+from tests.support.backends import both_backends
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -63,6 +63,7 @@ def test_create_agent_then_a_token_that_works(cli_env: str, monkeypatch, capsys)
 def test_create_agent_asks_for_the_password_twice(cli_env: str, monkeypatch, capsys) -> None:
     answers = iter(["a long enough password", "a long enough password"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("cli.agent_commands.stdin_is_terminal", lambda: True)  # as at a terminal
     assert main(["create-agent", "ken@example.jp"]) == 0
     answers = iter(["another long password", "a different password"])
     assert main(["create-agent", "yui@example.jp"]) == 1

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from core.routes import RouteMap
-from tests.conftest import CORPUS
+from tests.support.paths import CORPUS
 from training.datasets import load
 
 CATEGORIES = [

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 import core.tickets
 from core.config import Settings
 from core.db import make_engine, make_session_factory
-from core.messaging import CLASSIFY_QUEUE, make_celery
+from core.messaging import CLASSIFY_QUEUE
 from core.orm import Ticket
-from core.tickets import _mark_received, create_ticket, list_tickets, submit_ticket
+from core.runtime import Runtime
+from core.tickets import NewTicket, _mark_received, create_ticket, list_tickets, submit_ticket
 
 DEAD_BROKER_URL = "redis://127.0.0.1:6390/0"
 
@@ -27,15 +28,27 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def factory(request: pytest.FixtureRequest, backend: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(str(request.getfixturevalue(f"{backend}_url")))
-    yield make_session_factory(engine)
-    engine.dispose()
+def database_url(request: pytest.FixtureRequest, backend: str) -> str:
+    return str(request.getfixturevalue(f"{backend}_url"))
 
 
 @pytest.fixture
-def celery_for(make_settings: Callable[..., Settings]):
-    return lambda broker_url: make_celery(make_settings(broker_url=broker_url))
+def runtime_for(make_settings: Callable[..., Settings], database_url: str) -> Iterator[Callable[[str], Runtime]]:
+    """A Runtime on the test database whose Celery app publishes to the given broker."""
+    built: list[Runtime] = []
+
+    def build(broker_url: str) -> Runtime:
+        built.append(Runtime.build(make_settings(database_url=database_url, broker_url=broker_url)))
+        return built[-1]
+
+    yield build
+    for runtime in built:
+        runtime.dispose()
+
+
+@pytest.fixture
+def factory(runtime_for: Callable[[str], Runtime]) -> sessionmaker[Session]:
+    return runtime_for(DEAD_BROKER_URL).sessions
 
 
 def _count(factory: sessionmaker[Session]) -> int:
@@ -45,7 +58,8 @@ def _count(factory: sessionmaker[Session]) -> int:
 
 def test_create_ticket_adds_a_received_ticket(factory: sessionmaker[Session]) -> None:
     with factory.begin() as session:
-        ticket, created = create_ticket(session, channel="api", body="ログインできません", subject="ログイン")
+        new = NewTicket(channel="api", body="ログインできません", subject="ログイン")
+        ticket, created = create_ticket(session, new)
     assert created
     assert ticket.status == "received" and ticket.attempts == 0 and ticket.queued_at is None
     assert len(ticket.reference) == 10 and ticket.reference.startswith("T-")
@@ -55,9 +69,13 @@ def test_create_ticket_adds_a_received_ticket(factory: sessionmaker[Session]) ->
 @pytest.mark.parametrize("key", ["idempotency_key", "message_id"])
 def test_a_repeated_key_returns_the_first_ticket(factory: sessionmaker[Session], key: str) -> None:
     with factory.begin() as session:
-        first, created_first = create_ticket(session, channel="email", body="一通目", **{key: "<abc@example.jp>"})
+        first, created_first = create_ticket(
+            session, NewTicket(channel="email", body="一通目", **{key: "<abc@example.jp>"})
+        )
     with factory.begin() as session:
-        again, created_again = create_ticket(session, channel="email", body="再送", **{key: "<abc@example.jp>"})
+        again, created_again = create_ticket(
+            session, NewTicket(channel="email", body="再送", **{key: "<abc@example.jp>"})
+        )
     assert (created_first, created_again) == (True, False)
     assert again.id == first.id and again.body == "一通目"
     assert _count(factory) == 1
@@ -69,7 +87,7 @@ def test_the_loser_of_a_race_gets_the_winners_ticket(factory: sessionmaker[Sessi
     The look-up is forced to miss once to pin that interleaving on every backend; the INSERT, the IntegrityError,
     the savepoint rollback and the re-read are all real. The loser's transaction must stay usable."""
     with factory.begin() as session:
-        winner, _ = create_ticket(session, channel="api", body="先", idempotency_key="race-1")
+        winner, _ = create_ticket(session, NewTicket(channel="api", body="先", idempotency_key="race-1"))
 
     real_lookup = core.tickets._find_duplicate
     misses_left = 1
@@ -83,15 +101,15 @@ def test_the_loser_of_a_race_gets_the_winners_ticket(factory: sessionmaker[Sessi
 
     monkeypatch.setattr(core.tickets, "_find_duplicate", lookup_that_misses_once)
     with factory.begin() as session:
-        _other, created_other = create_ticket(session, channel="api", body="別件")  # earlier work in the transaction
-        loser, created = create_ticket(session, channel="api", body="後", idempotency_key="race-1")
+        # earlier work in the transaction
+        _other, created_other = create_ticket(session, NewTicket(channel="api", body="別件"))
+        loser, created = create_ticket(session, NewTicket(channel="api", body="後", idempotency_key="race-1"))
         assert misses_left == 0
         assert (created_other, created) == (True, False)
         assert loser.id == winner.id
     assert _count(factory) == 2  # the winner and the other ticket, no duplicate
 
 
-@pytest.mark.postgres
 def test_concurrent_inserts_of_one_key_store_one_ticket(postgres_url: str) -> None:
     """Truly concurrent on PostgreSQL: the second INSERT waits on the first transaction's unique index entry."""
     engine = make_engine(postgres_url)
@@ -100,7 +118,7 @@ def test_concurrent_inserts_of_one_key_store_one_ticket(postgres_url: str) -> No
     first = factory()
     try:
         first.begin()
-        winner, _ = create_ticket(first, channel="api", body="先", idempotency_key="race-2")
+        winner, _ = create_ticket(first, NewTicket(channel="api", body="先", idempotency_key="race-2"))
         first.flush()
         thread = threading.Thread(target=lambda: results.append(_create_in_own_session(factory, "race-2")))
         thread.start()
@@ -118,12 +136,12 @@ def test_concurrent_inserts_of_one_key_store_one_ticket(postgres_url: str) -> No
 
 def _create_in_own_session(factory: sessionmaker[Session], key: str) -> tuple[Ticket, bool]:
     with factory.begin() as session:
-        return create_ticket(session, channel="api", body="後", idempotency_key=key)
+        return create_ticket(session, NewTicket(channel="api", body="後", idempotency_key=key))
 
 
-def test_submit_commits_enqueues_then_marks_queued(factory, celery_for, redis_url: str) -> None:
+def test_submit_commits_enqueues_then_marks_queued(factory, runtime_for, redis_url: str) -> None:
     broker = redis.Redis.from_url(redis_url)
-    ticket, created = submit_ticket(factory, celery_for(redis_url), channel="api", body="返金してください")
+    ticket, created = submit_ticket(runtime_for(redis_url), NewTicket(channel="api", body="返金してください"))
     assert created and ticket.status == "queued" and ticket.queued_at is not None
     with factory() as session:
         stored = session.get(Ticket, ticket.id)
@@ -131,11 +149,11 @@ def test_submit_commits_enqueues_then_marks_queued(factory, celery_for, redis_ur
     assert broker.llen(CLASSIFY_QUEUE) == 1
 
 
-def test_submit_returns_the_ticket_as_stored(factory, celery_for, redis_url: str) -> None:
+def test_submit_returns_the_ticket_as_stored(factory, runtime_for, redis_url: str) -> None:
     """Without a key the ticket is INSERTed by a Core statement and the ticket returned is built from the same
     values, not read back: every column must match the row."""
     ticket, created = submit_ticket(
-        factory, celery_for(redis_url), channel="web", body="請求書", subject="件名", customer_email="a@example.jp"
+        runtime_for(redis_url), NewTicket(channel="web", body="請求書", subject="件名", customer_email="a@example.jp")
     )
     assert created and ticket.created_at == ticket.queued_at
     with factory() as session:
@@ -147,8 +165,8 @@ def test_submit_returns_the_ticket_as_stored(factory, celery_for, redis_url: str
 
 
 @pytest.mark.parametrize("key", ["idempotency_key", "message_id"])
-def test_submit_with_a_key_stores_it_queued(factory, celery_for, redis_url: str, key: str) -> None:
-    ticket, created = submit_ticket(factory, celery_for(redis_url), channel="email", body="再送", **{key: "<m@x>"})
+def test_submit_with_a_key_stores_it_queued(factory, runtime_for, redis_url: str, key: str) -> None:
+    ticket, created = submit_ticket(runtime_for(redis_url), NewTicket(channel="email", body="再送", **{key: "<m@x>"}))
     assert created and ticket.status == "queued" and ticket.created_at == ticket.queued_at
     with factory() as session:
         stored = session.get(Ticket, ticket.id)
@@ -157,17 +175,17 @@ def test_submit_with_a_key_stores_it_queued(factory, celery_for, redis_url: str,
     assert redis.Redis.from_url(redis_url).llen(CLASSIFY_QUEUE) == 1
 
 
-def test_submit_of_a_repeat_does_not_enqueue_again(factory, celery_for, redis_url: str) -> None:
+def test_submit_of_a_repeat_does_not_enqueue_again(factory, runtime_for, redis_url: str) -> None:
     broker = redis.Redis.from_url(redis_url)
-    celery = celery_for(redis_url)
-    first, _ = submit_ticket(factory, celery, channel="api", body="質問", idempotency_key="k")
-    again, created = submit_ticket(factory, celery, channel="api", body="質問", idempotency_key="k")
+    runtime = runtime_for(redis_url)
+    first, _ = submit_ticket(runtime, NewTicket(channel="api", body="質問", idempotency_key="k"))
+    again, created = submit_ticket(runtime, NewTicket(channel="api", body="質問", idempotency_key="k"))
     assert not created and again.id == first.id and again.status == "queued"
     assert broker.llen(CLASSIFY_QUEUE) == 1 and _count(factory) == 1
 
 
-def test_submit_with_the_broker_down_keeps_the_ticket_received(factory, celery_for, caplog) -> None:
-    ticket, created = submit_ticket(factory, celery_for(DEAD_BROKER_URL), channel="web", body="カードが使えません")
+def test_submit_with_the_broker_down_keeps_the_ticket_received(factory, runtime_for, caplog) -> None:
+    ticket, created = submit_ticket(runtime_for(DEAD_BROKER_URL), NewTicket(channel="web", body="カードが使えません"))
     assert created and ticket.status == "received"
     with factory() as session:
         stored = session.get(Ticket, ticket.id)
@@ -175,20 +193,20 @@ def test_submit_with_the_broker_down_keeps_the_ticket_received(factory, celery_f
     assert "the sweep will retry" in caplog.text
 
 
-def test_mark_received_leaves_a_ticket_the_worker_already_routed(factory: sessionmaker[Session]) -> None:
+def test_mark_received_leaves_a_ticket_the_worker_already_routed(factory: sessionmaker[Session], runtime_for) -> None:
     """A publish error may be reported after a worker already routed the ticket (the message did go out);
     the worker's result must win over the reset to `received`."""
     with factory.begin() as session:
-        ticket, _ = create_ticket(session, channel="api", body="早い")
+        ticket, _ = create_ticket(session, NewTicket(channel="api", body="早い"))
     with factory.begin() as session:
         session.execute(update(Ticket).where(Ticket.id == ticket.id).values(status="routed", route="Other"))
-    fresh = _mark_received(factory, ticket)
+    fresh = _mark_received(runtime_for(DEAD_BROKER_URL), ticket)
     assert (fresh.status, fresh.route) == ("routed", "Other")
 
 
 def test_list_tickets_pages_oldest_first(factory: sessionmaker[Session]) -> None:
     with factory.begin() as session:
-        tickets = [create_ticket(session, channel="api", body=f"質問 {n}")[0] for n in range(3)]
+        tickets = [create_ticket(session, NewTicket(channel="api", body=f"質問 {n}"))[0] for n in range(3)]
     ids = [ticket.id for ticket in sorted(tickets, key=lambda t: (t.created_at, t.id.hex))]
     seen = []
     after = None

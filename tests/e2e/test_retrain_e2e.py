@@ -22,12 +22,11 @@ import requests
 from sqlalchemy import select
 
 from core import agents
-from core.db import make_engine, make_session_factory, transaction
+from core.db import make_engine, make_session_factory
 from core.orm import ModelVersion, Ticket, utcnow
-from tests.e2e.conftest import ROOT, free_port, service_env, start_api, start_worker, wait_until
-from tests.training import retrain_support as support
-
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+from tests.support import retrain as support
+from tests.support.paths import ROOT
+from tests.support.processes import free_port, service_env, start_api, start_worker, wait_until
 
 SWITCH_BOUND = timedelta(seconds=30)  # the issue's bound for a new champion to reach every worker
 ROUTINE = ["パスワードを忘れてログインできません", "二重に請求されています", "注文した商品がまだ届きません。",
@@ -37,7 +36,7 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def start_trainer(processes, env: dict[str, str], embedded: bool) -> None:
     flags = ["--without-mingle", "--without-gossip", "--without-heartbeat"] if embedded else []
-    processes.start("trainer", [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "training",
+    processes.start("trainer", [sys.executable, "-m", "celery", "-A", "worker.trainer_app", "worker", "-Q", "training",
                                 "--concurrency", "1", "-n", f"trainer-{uuid.uuid4().hex[:6]}@%h",
                                 "--loglevel", "INFO", *flags], env)
 
@@ -118,14 +117,12 @@ def _wait_routed(sessions, ids: list[str], processes, what: str, timeout: float 
 def _private_redis(request, processes) -> str:
     """A Redis of this test's own: test sessions running beside this one share the server's databases (and flush
     them at the start of their tests), which could drop or steal this test's messages. Without a redis-server
-    binary, the shared server's database 11."""
+    binary, this pytest worker's database of the shared server (emptied by the fixture)."""
     import redis
 
     binary = shutil.which("redis-server")
     if binary is None:
-        url = str(request.getfixturevalue("redis_url")).rsplit("/", 1)[0] + "/11"
-        redis.Redis.from_url(url).flushdb()
-        return url
+        return str(request.getfixturevalue("redis_url"))
     port = free_port()
     processes.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                     {})
@@ -139,7 +136,9 @@ def _private_redis(request, processes) -> str:
     pytest.fail(f"the private redis-server did not start\n{processes.logs()}")
 
 
-@pytest.fixture(params=["postgres+redis", "sqlite+files"])
+@pytest.fixture(
+    params=[pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]), "sqlite+files"]
+)
 def deployment(request, processes, tmp_path):
     if request.param == "postgres+redis":
         return request.getfixturevalue("postgres_url"), _private_redis(request, processes), False
@@ -164,7 +163,7 @@ def test_button_retrain_promotes_hot_reloads_and_rolls_back_while_tickets_flow(p
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
     try:
-        with transaction(sessions) as session:
+        with sessions.begin() as session:
             agent = agents.create_agent(session, "hana@example.jp", "correct horse battery staple", name="Hana")
             agent_id = agent.id
         start_worker(processes, env, embedded=embedded, concurrency=2)
@@ -176,7 +175,7 @@ def test_button_retrain_promotes_hot_reloads_and_rolls_back_while_tickets_flow(p
         ids = [requests.post(f"{base}/api/v1/tickets", json={"body": b}, timeout=10).json()["id"] for b in drift]
         for ticket in _wait_routed(sessions, ids, processes, "the drift tickets routed by v1"):
             assert ticket.model_version == v1
-        with transaction(sessions) as session:
+        with sessions.begin() as session:
             for ticket_id in ids:  # fixed where v1 was wrong (a correction), then closed
                 agents.reroute(session, uuid.UUID(ticket_id), "Account", agent_id)
                 agents.resolve(session, uuid.UUID(ticket_id), agent_id)
@@ -207,7 +206,7 @@ def test_button_retrain_promotes_hot_reloads_and_rolls_back_while_tickets_flow(p
 
             wait_until(lambda: serving(v2, promoted_at), 60, processes, "tickets routed by v2")
             # 3. Roll back from the command line while tickets keep coming.
-            rolled = subprocess.run([sys.executable, "-m", "training", "model", "rollback", "--json"], cwd=ROOT,
+            rolled = subprocess.run([sys.executable, "-m", "cli", "model", "rollback", "--json"], cwd=ROOT,
                                     env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
             assert rolled.returncode == 0, rolled.stderr
             rolled_at = utcnow()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import requests
 
-from tests.e2e.conftest import service_env, start_api, start_worker, wait_until
-
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+from tests.support.processes import service_env, start_api, start_worker, wait_until
 
 SAMPLES = [
     ("パスワードを忘れてログインできません", "Account"),
@@ -29,8 +26,6 @@ def _all_final(base: str, ids: list[str]) -> dict[str, dict]:
     return tickets if all(t["status"] in ("routed", "needs_review") for t in tickets.values()) else {}
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
 def test_fifty_tickets_over_http_are_routed_with_postgres_and_redis(
     processes, postgres_url, redis_url, trained_model_dir, tmp_path
 ):
@@ -72,8 +67,6 @@ def test_embedded_sqlite_and_filesystem_broker_route_a_ticket(processes, trained
     assert [final[i]["route"] for i in ids] == [route for _, route in SAMPLES]
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
 def test_ticket_accepted_while_broker_is_down_is_routed_by_the_sweep(
     processes, postgres_url, redis_url, trained_model_dir, tmp_path
 ):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import CORPUS
+from tests.support.paths import CORPUS
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.routes import RouteMap, RouteMapError
-from tests.conftest import SHARED
+from tests.support.paths import SHARED
 from training.datasets import DatasetError, guess_format, load
 
 HEADER = "id\tquestion\tanswer\tcategory\n"

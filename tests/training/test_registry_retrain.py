@@ -20,7 +20,8 @@ from core import registry
 from core.artifacts import current_version
 from core.db import make_engine, make_session_factory
 from core.orm import JobLease, ModelVersion, utcnow
-from tests.training import retrain_support as support
+from core.runtime import Runtime
+from tests.support import retrain as support
 
 pytestmark = pytest.mark.slow
 both = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -39,6 +40,13 @@ def sessions(database_url):
 
 
 @pytest.fixture
+def runtime(settings):
+    built = Runtime.build(settings)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture
 def settings(make_settings, database_url):
     # The tiny slice's corpus part is 80 rows (one ticket = 1.25 points): too few for the forgetting guard
     # (RETRAIN_MAX_CORPUS_DROP, tested in test_registry.py) to mean anything here.
@@ -53,7 +61,7 @@ def _routes(model_dir, version, texts):
 
 
 @both
-def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, sessions):
+def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, sessions, runtime):
     from training.retrain import holdout_bucket, retrain
 
     v1 = support.champion_into(settings.model_dir)
@@ -61,7 +69,7 @@ def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, session
     texts = support.drift_texts(250)
     ids = support.add_corrections(sessions, texts, v1)
 
-    outcome = retrain(settings, sessions, trigger="cli", options=support.train_options())
+    outcome = retrain(runtime, trigger="cli", options=support.train_options())
 
     assert outcome.decision == "promoted", outcome.reason
     v2 = outcome.version
@@ -93,26 +101,26 @@ def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, session
     assert _routes(settings.model_dir, v2, fresh).count("Account") > _routes(settings.model_dir, v1, fresh).count(
         "Account")
 
-    again = retrain(settings, sessions, trigger="schedule", options=support.train_options())
+    again = retrain(runtime, trigger="schedule", options=support.train_options())
     assert again.decision == "unchanged" and v2 in again.reason
     assert current_version(settings.model_dir) == v2
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_a_worse_challenger_is_rejected_even_after_a_crashed_trainer(settings, sessions):
+def test_a_worse_challenger_is_rejected_even_after_a_crashed_trainer(settings, sessions, runtime):
     from training.retrain import retrain
 
     v1 = support.champion_into(settings.model_dir)
     support.add_corrections(sessions, support.drift_texts(30), v1)
     crashed = registry.Lease(sessions, registry.RETRAIN_LEASE, 600, holder="trainer-that-crashed")
     assert crashed.acquire()
-    assert retrain(settings, sessions, options=support.train_options()).decision == "skipped"
+    assert retrain(runtime, trigger="cli", options=support.train_options()).decision == "skipped"
     with sessions() as session, session.begin():  # one lease period later
         session.execute(update(JobLease).where(JobLease.name == registry.RETRAIN_LEASE)
                         .values(expires_at=utcnow() - timedelta(seconds=1)))
 
     # One epoch at a learning rate far too small: a challenger that has learnt next to nothing.
-    outcome = retrain(settings, sessions, trigger="button",
+    outcome = retrain(runtime, trigger="button",
                       options=support.train_options(epochs=1, learning_rate=1e-6))
 
     assert outcome.decision == "rejected", outcome.reason
@@ -132,7 +140,7 @@ def test_two_retrains_started_at_once_one_runs(settings, database_url):
     support.champion_into(settings.model_dir)
     env = {**os.environ, "DATABASE_URL": database_url, "MODEL_DIR": str(settings.model_dir),
            "FURIWAKE_HOME": str(settings.home), "RETRAIN_CORPUS": str(support.tiny_corpus())}
-    argv = [sys.executable, "-m", "training", "retrain", "--json", "--epochs", "2"]
+    argv = [sys.executable, "-m", "cli", "retrain", "--json", "--epochs", "2"]
     children = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for _ in range(2)]
     results = []
@@ -146,7 +154,7 @@ def test_two_retrains_started_at_once_one_runs(settings, database_url):
     assert {"decision", "candidate_macro_f1", "champion_macro_f1", "version", "reason"} <= set(ran)
     assert isinstance(ran["candidate_macro_f1"], float) and isinstance(ran["champion_macro_f1"], float)
 
-    listed = subprocess.run([sys.executable, "-m", "training", "models", "--json"], env=env, capture_output=True,
+    listed = subprocess.run([sys.executable, "-m", "cli", "models", "--json"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     versions = {row["version"]: row for row in json.loads(listed.stdout)}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.artifacts import NoModelError, current_version, read_meta, resolve
-from tests.conftest import CORPUS
+from tests.support.paths import CORPUS
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +19,26 @@ def test_artifact_directory_is_complete(trained_model_dir):
     path = resolve(None, trained_model_dir)
     assert {p.name for p in path.iterdir()} >= {"model.keras", "meta.json", "curves.png", "confusion.png"}
     meta = read_meta(path)
-    assert meta["version"] == current_version(trained_model_dir) == path.name
-    assert meta["labels"] == ["Account", "Payment", "Other"]
-    assert set(meta["thresholds"]) == set(meta["labels"])
-    assert 16 <= meta["model"]["sequence_length"] <= 256 and meta["model"]["max_tokens"] <= 15000
-    assert meta["counts"]["train"] + meta["counts"]["validation"] == meta["counts"]["rows"]
-    assert meta["metrics"]["validation"]["accuracy"] > 0.7
+    assert meta.version == current_version(trained_model_dir) == path.name
+    assert list(meta.labels) == ["Account", "Payment", "Other"]
+    assert set(meta.thresholds) == set(meta.labels)
+    assert meta.model.sequence_length is not None and meta.model.max_tokens is not None
+    assert 16 <= meta.model.sequence_length <= 256 and meta.model.max_tokens <= 15000
+    assert meta.counts.train is not None and meta.counts.validation is not None
+    assert meta.counts.train + meta.counts.validation == meta.counts.rows
+    assert meta.metrics.validation["accuracy"] > 0.7
+
+
+def test_meta_file_keeps_every_key_the_trainer_has_always_written(trained_model_dir):
+    """Older code reads meta.json by raw keys: the typed writer must keep the file's shape."""
+    path = resolve(None, trained_model_dir)
+    raw = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    assert set(raw) >= {"version", "created_at", "labels", "data_hash", "counts", "balance", "model", "options",
+                        "metrics", "thresholds", "history", "epochs_run", "train_seconds", "trigger"}
+    assert set(raw["counts"]) == {"rows", "train", "validation", "train_by_route", "dropped"}
+    assert {"sequence_length", "max_tokens", "embedding_dim", "lstm_units", "wide"} <= set(raw["model"])
+    assert raw["labels"] == ["Account", "Payment", "Other"] and raw["version"] == path.name
+    assert read_meta(path).to_json() == raw
 
 
 def test_reloaded_model_and_compiled_predictor_agree_with_the_trained_model(trained_model_dir):
@@ -55,7 +69,7 @@ def test_no_model_yet_is_a_clear_error(tmp_path):
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([sys.executable, "-m", "training", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=300)
 
 

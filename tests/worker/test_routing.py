@@ -1,4 +1,5 @@
-"""worker.routing against real databases and a real trained model."""
+"""worker.routing's service functions and the classify task's batch (worker.classify_tasks.route_batch) against real
+databases and a real trained model."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import pytest
 from sqlalchemy import update
 
 from core.artifacts import resolve
-from core.db import make_engine, make_session_factory
 from core.orm import Ticket, utcnow
-
-pytestmark = pytest.mark.slow
+from core.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +21,17 @@ def predictor(trained_model_dir):
     return Predictor(resolve(None, trained_model_dir))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def sessions(request):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def runtime(request, make_settings):
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
+    runtime = Runtime.build(make_settings(database_url=url))
+    yield runtime
+    runtime.dispose()
+
+
+@pytest.fixture
+def sessions(runtime):
+    return runtime.sessions
 
 
 def _add(sessions, body: str, status: str = "queued", **fields) -> str:
@@ -37,11 +41,11 @@ def _add(sessions, body: str, status: str = "queued", **fields) -> str:
     return str(ticket.id)
 
 
-def test_routes_a_batch_and_writes_everything_in_one_go(sessions, predictor):
-    from worker.routing import route_tickets
+def test_routes_a_batch_and_writes_everything_in_one_go(runtime, sessions, predictor):
+    from worker.classify_tasks import route_batch
 
     ids = [_add(sessions, "パスワードを忘れてログインできません"), _add(sessions, "二重に請求されています。返金して")]
-    outcome = route_tickets(sessions, predictor, ids, {"Account": 0.0, "Payment": 0.0, "Other": 0.0})
+    outcome = route_batch(runtime, predictor, ids, {"Account": 0.0, "Payment": 0.0, "Other": 0.0})
     assert sorted(outcome.routed) == sorted(ids)
     with sessions() as s:
         first, second = (s.get(Ticket, uuid.UUID(i)) for i in ids)
@@ -53,63 +57,95 @@ def test_routes_a_batch_and_writes_everything_in_one_go(sessions, predictor):
         assert t.confidence == pytest.approx(max(t.scores.values()))
 
 
-def test_already_routed_ticket_is_left_alone(sessions, predictor):
-    from worker.routing import route_tickets
+def test_already_routed_ticket_is_left_alone(runtime, sessions, predictor):
+    from worker.classify_tasks import route_batch
 
     ticket_id = _add(sessions, "カードが使えません")
-    route_tickets(sessions, predictor, [ticket_id], {})
+    route_batch(runtime, predictor, [ticket_id], {})
     with sessions() as s, s.begin():
         s.execute(update(Ticket).values(route="Other", confidence=0.5))  # an agent's later change
-    outcome = route_tickets(sessions, predictor, [ticket_id, ticket_id], {})
+    outcome = route_batch(runtime, predictor, [ticket_id, ticket_id], {})
     assert outcome.skipped == [ticket_id, ticket_id] and not outcome.routed
     with sessions() as s:
         ticket = s.get(Ticket, uuid.UUID(ticket_id))
     assert ticket.route == "Other" and ticket.attempts == 1
 
 
-def test_below_threshold_goes_to_review_with_its_route_kept(sessions, predictor):
-    from worker.routing import route_tickets
+def test_below_threshold_goes_to_review_with_its_route_kept(runtime, sessions, predictor):
+    from worker.classify_tasks import route_batch
 
     ticket_id = _add(sessions, "パスワードを忘れてログインできません")
-    outcome = route_tickets(sessions, predictor, [ticket_id], {"Account": 1.0, "Payment": 1.0, "Other": 1.0})
+    outcome = route_batch(runtime, predictor, [ticket_id], {"Account": 1.0, "Payment": 1.0, "Other": 1.0})
     assert outcome.needs_review == [ticket_id]
     with sessions() as s:
         ticket = s.get(Ticket, uuid.UUID(ticket_id))
     assert ticket.status == "needs_review" and ticket.route == "Account"
 
 
-def test_text_with_nothing_left_after_cleanup_needs_review(sessions, predictor):
-    from worker.routing import route_tickets
+def test_text_with_nothing_left_after_cleanup_needs_review(runtime, sessions, predictor):
+    from worker.classify_tasks import route_batch
 
     ticket_id = _add(sessions, "-----\nhttps://example.com\n> quoted only")
-    outcome = route_tickets(sessions, predictor, [ticket_id], {})
+    outcome = route_batch(runtime, predictor, [ticket_id], {})
     assert outcome.needs_review == [ticket_id]
 
 
-def test_invalid_and_unknown_ids_are_skipped(sessions, predictor):
-    from worker.routing import route_tickets
+def test_invalid_and_unknown_ids_are_skipped(runtime, predictor):
+    from worker.classify_tasks import route_batch
 
-    outcome = route_tickets(sessions, predictor, ["not-a-uuid", "6f1c8a52-0000-4000-8000-000000000000"], {})
+    outcome = route_batch(runtime, predictor, ["not-a-uuid", "6f1c8a52-0000-4000-8000-000000000000"], {})
     assert outcome.routed == [] and outcome.skipped == ["6f1c8a52-0000-4000-8000-000000000000"]
 
 
-def test_mark_failed_keeps_the_error(sessions):
+def test_mark_failed_keeps_the_error(runtime, sessions):
     from worker.routing import mark_failed
 
     ticket_id = _add(sessions, "help")
-    mark_failed(sessions, [ticket_id], "database error: x" * 500)
+    with runtime.unit_of_work() as session:
+        mark_failed(session, [ticket_id], "database error: x" * 500)
     with sessions() as s:
         ticket = s.get(Ticket, uuid.UUID(ticket_id))
     assert ticket.status == "failed" and ticket.last_error.startswith("database error") and ticket.attempts == 1
     assert len(ticket.last_error) <= 2000
 
 
-def test_stale_tickets_are_found_and_requeued(sessions):
+def test_stale_tickets_are_found_and_requeued(runtime, sessions):
     from worker.routing import mark_queued, stale_ticket_ids
 
     old = _add(sessions, "old", status="received", created_at=utcnow() - timedelta(minutes=10))
     _add(sessions, "fresh", status="received")
     _add(sessions, "done", status="routed", created_at=utcnow() - timedelta(minutes=10))
-    assert stale_ticket_ids(sessions, older_than_seconds=60) == [old]
-    mark_queued(sessions, [old])
-    assert stale_ticket_ids(sessions, older_than_seconds=60) == []
+    with sessions() as session:
+        assert stale_ticket_ids(session, older_than_seconds=60) == [old]
+    with runtime.unit_of_work() as session:
+        mark_queued(session, [old])
+    with sessions() as session:
+        assert stale_ticket_ids(session, older_than_seconds=60) == []
+
+
+def test_service_functions_leave_the_commit_to_the_caller(sessions, predictor):
+    from worker.routing import mark_failed, mark_queued, pending_tickets, plan_routes, write_routes
+
+    ticket_id = _add(sessions, "パスワードを忘れてログインできません", status="received")
+    for change in (
+        lambda s: write_routes(s, plan_routes(predictor, pending_tickets(s, [ticket_id]), {})),
+        lambda s: mark_failed(s, [ticket_id], "database error"),
+        lambda s: mark_queued(s, [ticket_id]),
+    ):
+        with sessions() as session:
+            change(session)
+            session.rollback()  # the caller's unit of work ends without a commit
+        with sessions() as session:
+            ticket = session.get(Ticket, uuid.UUID(ticket_id))
+            assert (ticket.status, ticket.route, ticket.attempts) == ("received", None, 0)
+
+
+def test_a_batch_of_tickets_no_longer_pending_writes_nothing(runtime, sessions, predictor):
+    from worker.classify_tasks import route_batch
+
+    ticket_id = _add(sessions, "カードが使えません", status="routed", route="Other")
+    outcome = route_batch(runtime, predictor, [ticket_id], {})
+    assert outcome.skipped == [ticket_id] and not outcome.routed and not outcome.needs_review
+    with sessions() as s:
+        ticket = s.get(Ticket, uuid.UUID(ticket_id))
+    assert (ticket.status, ticket.route, ticket.attempts) == ("routed", "Other", 0)

@@ -10,8 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.orm import Correction, TicketEvent
-from tests.api.agents.conftest import AgentAccount, fetch, make_agent, post_form, sign_in, ticket_row, visible_text
-from tests.api.conftest import assert_problem, both_backends
+from tests.support.agents import AgentAccount, fetch, make_agent, post_form, sign_in, ticket_row, visible_text
+from tests.support.api import assert_problem
+from tests.support.backends import both_backends
 
 
 def _page(ticket) -> str:

@@ -12,10 +12,9 @@ from sqlalchemy import update
 
 from api import create_app
 from core import agents
-from core.db import transaction
 from core.orm import Agent
-from tests.api.agents.conftest import PASSWORD, AgentAccount, csrf_token, make_agent, post_form, sign_in
-from tests.api.conftest import both_backends
+from tests.support.agents import PASSWORD, AgentAccount, csrf_token, make_agent, post_form, sign_in
+from tests.support.backends import both_backends
 
 
 def test_queue_sends_a_stranger_to_the_sign_in_page_and_back(client: FlaskClient, agent: AgentAccount) -> None:
@@ -48,7 +47,7 @@ def test_wrong_password_or_unknown_address_is_refused_alike(client: FlaskClient,
 
 def test_deactivated_agent_cannot_sign_in_and_is_signed_out(app: Flask, signed_in: FlaskClient,
                                                              agent: AgentAccount) -> None:
-    with transaction(app.extensions["furiwake"].session_factory) as session:
+    with app.extensions["furiwake"].sessions.begin() as session:
         session.execute(update(Agent).where(Agent.id == agent.id).values(active=False))
     assert signed_in.get("/agent").status_code == 302
     assert sign_in(signed_in, agent.email).status_code == 401
@@ -56,14 +55,14 @@ def test_deactivated_agent_cannot_sign_in_and_is_signed_out(app: Flask, signed_i
 
 def test_a_new_password_ends_sessions_opened_with_the_old_one(app: Flask, signed_in: FlaskClient,
                                                               agent: AgentAccount) -> None:
-    with transaction(app.extensions["furiwake"].session_factory) as session:
+    with app.extensions["furiwake"].sessions.begin() as session:
         session.execute(update(Agent).where(Agent.id == agent.id)
                         .values(password_hash=agents.hash_password("a brand new password")))
     assert signed_in.get("/agent").status_code == 302
 
 
 def test_passwords_are_stored_as_argon2id_hashes(app: Flask, agent: AgentAccount) -> None:
-    with app.extensions["furiwake"].session_factory() as session:
+    with app.extensions["furiwake"].sessions() as session:
         stored = session.get(Agent, agent.id)
         assert stored is not None
         assert stored.password_hash.startswith("$argon2id$") and PASSWORD not in stored.password_hash

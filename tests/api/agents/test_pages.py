@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.api.agents.conftest import post_form, visible_text
-from tests.api.conftest import both_backends
+from tests.support.agents import post_form, visible_text
+from tests.support.backends import both_backends
 
 SCRIPT = "<script>alert('xss')</script>"
 IMG = '<img src=x onerror="alert(1)">'

@@ -10,10 +10,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from core import agents
-from core.db import transaction
 from core.orm import Agent, ApiToken
-from tests.api.agents.conftest import AgentAccount, fetch, make_agent
-from tests.api.conftest import assert_problem, both_backends
+from tests.support.agents import AgentAccount, fetch, make_agent
+from tests.support.api import assert_problem
+from tests.support.backends import both_backends
 
 AGENT_ENDPOINTS = [
     ("get", "/api/v1/tickets", None),
@@ -53,7 +53,7 @@ def test_missing_token_is_a_401_problem_with_a_bearer_challenge(client, add_tick
 def test_wrong_or_revoked_token_is_a_401(app: Flask, client, agent: AgentAccount, add_ticket, method, url,
                                          body) -> None:
     ticket = add_ticket()
-    with transaction(app.extensions["furiwake"].session_factory) as session:
+    with app.extensions["furiwake"].sessions.begin() as session:
         revoked = agents.issue_token(session, session.get(Agent, agent.id))
         assert agents.revoke_token(session, revoked)
     for token in ("fwk_" + "x" * 43, agent.token + "x", agent.token.removeprefix("fwk_"), revoked):
@@ -63,14 +63,14 @@ def test_wrong_or_revoked_token_is_a_401(app: Flask, client, agent: AgentAccount
 
 
 def test_a_deactivated_agents_token_stops_working(app: Flask, client, agent: AgentAccount) -> None:
-    with transaction(app.extensions["furiwake"].session_factory) as session:
+    with app.extensions["furiwake"].sessions.begin() as session:
         session.execute(update(Agent).where(Agent.id == agent.id).values(active=False))
     assert_problem(client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {agent.token}"}), 401)
 
 
 def test_revoking_all_of_an_agents_tokens(app: Flask, client, agent: AgentAccount) -> None:
     other = make_agent(app, "ken@example.jp")
-    with transaction(app.extensions["furiwake"].session_factory) as session:
+    with app.extensions["furiwake"].sessions.begin() as session:
         assert agents.revoke_tokens(session, session.get(Agent, agent.id)) == 1
     assert_problem(client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {agent.token}"}), 401)
     assert client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {other.token}"}).status_code == 200

@@ -1,50 +1,18 @@
-"""Fixtures for the e-mail webhooks: an app with credentials configured, signed Mailgun forms, the inbound log."""
+"""Fixtures for the e-mail webhooks: an app with credentials configured and its client.
+
+The helpers the e-mail test modules import (fixtures on disk, signed Mailgun forms, the inbound log) are in
+tests/support/email_webhooks.py.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import secrets
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
 
-from core.orm import InboundEmail, WebhookNonce
-from tests.e2e.conftest import Processes
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-USER, PASSWORD = "inbound", "s3cret-パスワード"
-MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
-SENDGRID_FORM = "multipart/form-data; boundary=xYzZY"
-
-
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def fixture_json(name: str) -> dict:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-def basic_auth(user: str = USER, password: str = PASSWORD) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {token}"}
-
-
-def mailgun_sign(fields: dict[str, str], key: str = MAILGUN_KEY, timestamp: int | None = None,
-                 token: str | None = None) -> dict[str, str]:
-    """The fields with a fresh Mailgun signature, as Mailgun's route forward computes it."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    token = token or secrets.token_hex(25)
-    signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
-    return {**fields, "timestamp": str(timestamp), "token": token, "signature": signature}
+from tests.support.email_webhooks import MAILGUN_KEY, PASSWORD, USER
 
 
 @pytest.fixture
@@ -55,27 +23,3 @@ def email_app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def email_client(email_app: Flask) -> FlaskClient:
     return email_app.test_client()
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    """Real gunicorn and Celery worker processes (tests/e2e's helper), stopped after the test."""
-    procs = Processes(tmp_path)
-    yield procs
-    procs.stop()
-
-
-def inbound_log(app: Flask) -> list[InboundEmail]:
-    with app.extensions["furiwake"].session_factory() as session:
-        return list(session.scalars(select(InboundEmail).order_by(InboundEmail.id)))
-
-
-def nonces(app: Flask) -> list[str]:
-    with app.extensions["furiwake"].session_factory() as session:
-        return list(session.scalars(select(WebhookNonce.token)))
-
-
-def post_raw(client: FlaskClient, name_or_bytes: str | bytes, **kwargs) -> object:
-    data = fixture_bytes(name_or_bytes) if isinstance(name_or_bytes, str) else name_or_bytes
-    kwargs.setdefault("headers", basic_auth())
-    return client.post("/webhooks/email/raw", data=data, content_type="message/rfc822", **kwargs)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from tests.api.conftest import assert_problem, both_backends, count_tickets, queued_ticket_ids
-from tests.api.email.conftest import PASSWORD, SENDGRID_FORM, USER, basic_auth, fixture_bytes, inbound_log
+from tests.support.api import assert_problem, count_tickets, queued_ticket_ids
+from tests.support.backends import both_backends
+from tests.support.email_webhooks import PASSWORD, SENDGRID_FORM, USER, basic_auth, fixture_bytes, inbound_log
 
 ENDPOINTS = [
     ("/webhooks/email/sendgrid", "sendgrid_parsed.form", SENDGRID_FORM),

@@ -7,8 +7,9 @@ import time
 import pytest
 from flask import Flask
 
-from tests.api.conftest import assert_problem, both_backends, count_tickets, queued_ticket_ids, stored_tickets
-from tests.api.email.conftest import fixture_bytes, fixture_json, inbound_log, mailgun_sign, nonces
+from tests.support.api import assert_problem, count_tickets, queued_ticket_ids, stored_tickets
+from tests.support.backends import both_backends
+from tests.support.email_webhooks import fixture_bytes, fixture_json, inbound_log, mailgun_sign, nonces
 
 URL = "/webhooks/email/mailgun"
 BODY = (
@@ -86,10 +87,9 @@ def test_timestamps_within_five_minutes_pass(email_app: Flask, email_client) -> 
 def test_old_nonces_are_pruned(email_app: Flask, email_client) -> None:
     from datetime import timedelta
 
-    from core.db import transaction
     from core.orm import WebhookNonce, utcnow
 
-    with transaction(email_app.extensions["furiwake"].session_factory) as session:
+    with email_app.extensions["furiwake"].sessions.begin() as session:
         session.add(WebhookNonce(token="old", seen_at=utcnow() - timedelta(hours=1)))
     email_client.post(URL, data=mailgun_sign(forward()))
     assert "old" not in nonces(email_app) and len(nonces(email_app)) == 1
@@ -131,7 +131,7 @@ def test_database_failure_lets_mailguns_retry_through(email_app: Flask, email_cl
         raise RuntimeError("database went away")
 
     signed = mailgun_sign(forward())
-    monkeypatch.setattr(intake, "submit_ticket", broken)
+    monkeypatch.setattr(intake, "store_queued", broken)
     email_app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production
     assert "database went away" not in assert_problem(email_client.post(URL, data=signed), 500)["detail"]
     assert nonces(email_app) == []

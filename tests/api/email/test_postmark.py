@@ -7,8 +7,9 @@ import json
 import pytest
 from flask import Flask
 
-from tests.api.conftest import assert_problem, both_backends, count_tickets, queued_ticket_ids, stored_tickets
-from tests.api.email.conftest import basic_auth, fixture_json, inbound_log
+from tests.support.api import assert_problem, count_tickets, queued_ticket_ids, stored_tickets
+from tests.support.backends import both_backends
+from tests.support.email_webhooks import basic_auth, fixture_json, inbound_log
 
 URL = "/webhooks/email/postmark"
 BODY = (

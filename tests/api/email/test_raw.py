@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from tests.api.conftest import assert_problem, both_backends, count_tickets, queued_ticket_ids, stored_tickets
-from tests.api.email.conftest import basic_auth, fixture_bytes, inbound_log, post_raw
+from tests.support.api import assert_problem, count_tickets, queued_ticket_ids, stored_tickets
+from tests.support.backends import both_backends
+from tests.support.email_webhooks import basic_auth, fixture_bytes, inbound_log, post_raw
 
 # (fixture, expected body, subject, customer name, customer e-mail, attachments, note expected in the log)
 ACCEPTED = [

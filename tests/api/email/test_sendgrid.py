@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tests.api.conftest import assert_problem, both_backends, count_tickets, queued_ticket_ids, stored_tickets
-from tests.api.email.conftest import SENDGRID_FORM, basic_auth, fixture_bytes, inbound_log
 from tests.api.email.fixtures.make_fixtures import form_part
+from tests.support.api import assert_problem, count_tickets, queued_ticket_ids, stored_tickets
+from tests.support.backends import both_backends
+from tests.support.email_webhooks import SENDGRID_FORM, basic_auth, fixture_bytes, inbound_log
 
 ISO_BODY = (
     "サポートご担当者様\n\nお世話になっております。山田です。\n先月分の利用料金が二重に請求されています。\n"

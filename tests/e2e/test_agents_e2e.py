@@ -7,16 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import requests
 from sqlalchemy import select
 
 from core.db import make_engine, make_session_factory
 from core.orm import Correction, TicketEvent
-from tests.api.agents.conftest import wait_for_worker_model
-from tests.e2e.conftest import ROOT, service_env, start_api, start_worker, wait_until
-
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+from tests.support.paths import ROOT
+from tests.support.processes import service_env, start_api, start_worker, wait_for_worker_model, wait_until
 
 
 def _furiwake(env: dict[str, str], *argv: str, stdin: str = "") -> str:

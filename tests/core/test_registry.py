@@ -23,6 +23,7 @@ from core.artifacts import current_version, set_current
 from core.config import ConfigError, RetrainSettings, Settings
 from core.db import make_engine, make_session_factory
 from core.orm import Correction, JobLease, ModelVersion, Ticket, utcnow
+from tests.support.registry import fake_version, in_unit_of_work
 from training.datasets import Dataset, Example
 
 both = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -36,33 +37,23 @@ def sessions(request, backend):
     engine.dispose()
 
 
-def fake_version(model_dir: Path, version: str, macro_f1: float = 0.8) -> str:
-    """A version directory as train() leaves it, minus the real model (the registry only checks the files)."""
-    path = model_dir / version
-    path.mkdir(parents=True)
-    (path / "model.keras").write_bytes(b"stub")
-    meta = {"version": version, "created_at": utcnow().isoformat(), "data_hash": "abc",
-            "counts": {"rows": 100, "validation": 20, "train_by_route": {"Account": 30, "Payment": 30, "Other": 20}},
-            "metrics": {"validation": {"accuracy": macro_f1, "macro_f1": macro_f1, "n": 20}}}
-    (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    return version
-
-
 def candidate(sessions, model_dir: Path, version: str) -> str:
     fake_version(model_dir, version)
     from core.artifacts import read_meta
 
-    registry.register_candidate(sessions, read_meta(model_dir / version), "cli", {"input_hash": version})
+    in_unit_of_work(sessions, registry.register_candidate, read_meta(model_dir / version), "cli",
+                    {"input_hash": version})
     return version
 
 
 def champions(sessions, model_dir: Path, count: int) -> None:
     """v0 adopted as the first champion, then v1 … v<count-1> each trained and promoted over the one before."""
     set_current(model_dir, fake_version(model_dir, "v0"))
-    registry.sync(sessions, model_dir)
+    in_unit_of_work(sessions, registry.sync, model_dir)
     for number in range(1, count):
         candidate(sessions, model_dir, f"v{number}")
-        registry.promote(sessions, model_dir, f"v{number}", "better", expected_champion=f"v{number - 1}")
+        in_unit_of_work(sessions, registry.promote, model_dir, f"v{number}", "better",
+                        expected_champion=f"v{number - 1}")
 
 
 def statuses(sessions) -> dict[str, str]:
@@ -87,44 +78,45 @@ def test_the_database_allows_one_champion_only(sessions):
 @both
 def test_first_use_registers_current_as_the_initial_champion(sessions, tmp_path):
     model_dir = tmp_path / "models"
-    assert registry.sync(sessions, model_dir) is None  # nothing anywhere: nothing to do
+    assert in_unit_of_work(sessions, registry.sync, model_dir) is None  # nothing anywhere: nothing to do
     set_current(model_dir, fake_version(model_dir, "v0"))
-    assert registry.sync(sessions, model_dir) == "v0"
+    assert in_unit_of_work(sessions, registry.sync, model_dir) == "v0"
     with sessions() as session:
         row = registry.champion(session)
     assert row is not None and row.trigger == "initial" and row.promoted_at is not None
     assert row.train_counts["by_route"] == {"Account": 30, "Payment": 30, "Other": 20}
     assert row.metrics["validation"]["macro_f1"] == 0.8
-    assert registry.sync(sessions, model_dir) == "v0" and len(statuses(sessions)) == 1  # idempotent
+    assert in_unit_of_work(sessions, registry.sync, model_dir) == "v0" and len(statuses(sessions)) == 1  # idempotent
 
 
 @both
 def test_sync_adopts_a_hand_trained_current_and_otherwise_the_database_wins(sessions, tmp_path):
     model_dir = tmp_path / "models"
     set_current(model_dir, fake_version(model_dir, "v0"))
-    registry.sync(sessions, model_dir)
+    in_unit_of_work(sessions, registry.sync, model_dir)
     set_current(model_dir, fake_version(model_dir, "v1"))  # `furiwake train` made a new version current
-    assert registry.sync(sessions, model_dir) == "v1"
+    assert in_unit_of_work(sessions, registry.sync, model_dir) == "v1"
     assert statuses(sessions) == {"v0": "retired", "v1": "champion"}
     with sessions() as session:
         assert registry.champion(session).trigger == "cli"  # type: ignore[union-attr]
     set_current(model_dir, "v0")  # a known version, not the champion (say a crash before a commit)
-    assert registry.sync(sessions, model_dir) == "v1"
+    assert in_unit_of_work(sessions, registry.sync, model_dir) == "v1"
     assert current_version(model_dir) == "v1"
     (model_dir / "CURRENT").unlink()
-    assert registry.sync(sessions, model_dir) == "v1" and current_version(model_dir) == "v1"
+    assert in_unit_of_work(sessions, registry.sync, model_dir) == "v1" and current_version(model_dir) == "v1"
 
 
 @both
 def test_promote_checks_the_champion_it_was_compared_with(sessions, tmp_path):
     model_dir = tmp_path / "models"
     set_current(model_dir, fake_version(model_dir, "v0"))
-    registry.sync(sessions, model_dir)
+    in_unit_of_work(sessions, registry.sync, model_dir)
     candidate(sessions, model_dir, "v1")
     with pytest.raises(registry.ChampionChanged):
-        registry.promote(sessions, model_dir, "v1", "better", expected_champion="someone-else")
+        in_unit_of_work(sessions, registry.promote, model_dir, "v1", "better", expected_champion="someone-else")
     assert current_version(model_dir) == "v0" and statuses(sessions)["v1"] == "candidate"
-    assert registry.promote(sessions, model_dir, "v1", "better", expected_champion="v0") == ("v0", "v1")
+    promoted = in_unit_of_work(sessions, registry.promote, model_dir, "v1", "better", expected_champion="v0")
+    assert promoted == ("v0", "v1")
     assert current_version(model_dir) == "v1"
     assert statuses(sessions) == {"v0": "retired", "v1": "champion"}
     with sessions() as session:
@@ -136,14 +128,14 @@ def test_promote_checks_the_champion_it_was_compared_with(sessions, tmp_path):
 def test_promotion_needs_the_lease_still_held(sessions, tmp_path):
     model_dir = tmp_path / "models"
     set_current(model_dir, fake_version(model_dir, "v0"))
-    registry.sync(sessions, model_dir)
+    in_unit_of_work(sessions, registry.sync, model_dir)
     candidate(sessions, model_dir, "v1")
     lease = registry.Lease(sessions, registry.RETRAIN_LEASE, 60, holder="stalled")
     assert lease.acquire()
     with sessions() as session, session.begin():  # it expired and another trainer took it over
         session.execute(update(JobLease).where(JobLease.name == registry.RETRAIN_LEASE).values(holder="other"))
     with pytest.raises(registry.RegistryError, match="lease was lost"):
-        registry.promote(sessions, model_dir, "v1", "better", expected_champion="v0", lease=lease)
+        in_unit_of_work(sessions, registry.promote, model_dir, "v1", "better", expected_champion="v0", lease=lease)
     assert current_version(model_dir) == "v0"
 
 
@@ -151,21 +143,21 @@ def test_promotion_needs_the_lease_still_held(sessions, tmp_path):
 def test_rollback_walks_back_through_the_champions_and_to_any_version(sessions, tmp_path):
     model_dir = tmp_path / "models"
     champions(sessions, model_dir, 3)
-    assert registry.rollback(sessions, model_dir) == ("v2", "v1")
+    assert in_unit_of_work(sessions, registry.rollback, model_dir) == ("v2", "v1")
     assert current_version(model_dir) == "v1"
-    assert registry.rollback(sessions, model_dir) == ("v1", "v0")  # further back, not back to v2
+    assert in_unit_of_work(sessions, registry.rollback, model_dir) == ("v1", "v0")  # further back, not back to v2
     assert current_version(model_dir) == "v0"
     with pytest.raises(registry.RegistryError, match="--to"):
-        registry.rollback(sessions, model_dir)
-    assert registry.rollback(sessions, model_dir, to="v2", actor="hana@example.jp") == ("v0", "v2")
+        in_unit_of_work(sessions, registry.rollback, model_dir)
+    assert in_unit_of_work(sessions, registry.rollback, model_dir, to="v2", actor="hana@example.jp") == ("v0", "v2")
     assert statuses(sessions) == {"v0": "retired", "v1": "retired", "v2": "champion"}
     with sessions() as session:
         reason = session.get(ModelVersion, "v2").reason  # type: ignore[union-attr]
     assert "made champion again by hana@example.jp" in reason
     with pytest.raises(registry.RegistryError, match="already the champion"):
-        registry.rollback(sessions, model_dir, to="v2")
+        in_unit_of_work(sessions, registry.rollback, model_dir, to="v2")
     with pytest.raises(registry.RegistryError, match="not a registered version"):
-        registry.rollback(sessions, model_dir, to="nope")
+        in_unit_of_work(sessions, registry.rollback, model_dir, to="nope")
     assert current_version(model_dir) == "v2"
 
 
@@ -173,24 +165,24 @@ def test_rollback_walks_back_through_the_champions_and_to_any_version(sessions, 
 def test_prune_keeps_the_champion_candidates_and_the_newest_others(sessions, tmp_path):
     model_dir = tmp_path / "models"
     champions(sessions, model_dir, 4)
-    registry.reject(sessions, candidate(sessions, model_dir, "r4"), "worse")
+    in_unit_of_work(sessions, registry.reject, candidate(sessions, model_dir, "r4"), "worse")
     candidate(sessions, model_dir, "c5")  # still being evaluated by a running retrain
     (model_dir / "stray").mkdir()  # not the registry's: left alone
     # Newest first among the others: r4, v2, v1, v0.
-    assert registry.prune(sessions, model_dir, keep=2, dry_run=True) == ["v1", "v0"]
+    assert in_unit_of_work(sessions, registry.prune, model_dir, keep=2, dry_run=True) == ["v1", "v0"]
     assert (model_dir / "v0").is_dir()
-    assert registry.prune(sessions, model_dir, keep=2) == ["v1", "v0"]
+    assert in_unit_of_work(sessions, registry.prune, model_dir, keep=2) == ["v1", "v0"]
     assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["c5", "r4", "stray", "v2", "v3"]
     assert statuses(sessions)["v1"] == "retired"  # the row, its figures and its history stay
     with sessions() as session:
         assert "model files pruned" in (session.get(ModelVersion, "v1").reason or "")  # type: ignore[union-attr]
     with pytest.raises(registry.RegistryError, match="no model files any more"):
-        registry.rollback(sessions, model_dir, to="v1")
-    assert registry.prune(sessions, model_dir, keep=2) == []
-    assert registry.prune(sessions, model_dir, keep=0) == ["r4", "v2"]
+        in_unit_of_work(sessions, registry.rollback, model_dir, to="v1")
+    assert in_unit_of_work(sessions, registry.prune, model_dir, keep=2) == []
+    assert in_unit_of_work(sessions, registry.prune, model_dir, keep=0) == ["r4", "v2"]
     assert current_version(model_dir) == "v3" and (model_dir / "v3" / "model.keras").is_file()
     with pytest.raises(registry.RegistryError, match="negative"):
-        registry.prune(sessions, model_dir, keep=-1)
+        in_unit_of_work(sessions, registry.prune, model_dir, keep=-1)
 
 
 def test_model_prune_cli(sqlite_url, tmp_path):
@@ -202,14 +194,14 @@ def test_model_prune_cli(sqlite_url, tmp_path):
     engine = make_engine(sqlite_url)
     sessions = make_session_factory(engine)
     set_current(model_dir, fake_version(model_dir, "v0"))
-    registry.sync(sessions, model_dir)
+    in_unit_of_work(sessions, registry.sync, model_dir)
     for version in ("v1", "v2"):
-        registry.reject(sessions, candidate(sessions, model_dir, version), "worse")
+        in_unit_of_work(sessions, registry.reject, candidate(sessions, model_dir, version), "worse")
     engine.dispose()
     env = {**os.environ, "FURIWAKE_HOME": str(tmp_path), "MODEL_DIR": str(model_dir), "DATABASE_URL": sqlite_url}
 
     def prune(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "training", "model", "prune", *args], env=env,
+        return subprocess.run([sys.executable, "-m", "cli", "model", "prune", *args], env=env,
                               capture_output=True, text=True, timeout=120)
 
     result = prune("--keep", "1", "--dry-run", "--json")
@@ -364,14 +356,53 @@ def test_holdout_is_fixed_per_ticket():
 
 
 @both
-def test_retrain_is_skipped_while_another_holds_the_lease(sessions, make_settings):
+def test_retrain_is_skipped_while_another_holds_the_lease(sessions, make_settings, request, backend):
+    from core.runtime import Runtime
     from training.retrain import retrain
 
     other = registry.Lease(sessions, registry.RETRAIN_LEASE, 600, holder="trainer@elsewhere")
     assert other.acquire()
-    outcome = retrain(make_settings(), sessions, trigger="button")
+    runtime = Runtime.build(make_settings(database_url=request.getfixturevalue(f"{backend}_url")))
+    try:
+        outcome = retrain(runtime, trigger="button")
+    finally:
+        runtime.dispose()
     assert outcome.decision == "skipped" and "trainer@elsewhere" in outcome.reason
     assert outcome.version is None
+
+
+@both
+def test_a_champion_change_rolled_back_puts_current_back(sessions, tmp_path):
+    """CURRENT is written inside the caller's unit of work; if that unit of work does not commit (an error after
+    the promotion), the file names the old champion again and the database still does too."""
+    model_dir = tmp_path / "models"
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    in_unit_of_work(sessions, registry.sync, model_dir)
+    candidate(sessions, model_dir, "v1")
+    with pytest.raises(RuntimeError, match="after the promotion"), sessions.begin() as session:
+        assert registry.promote(session, model_dir, "v1", "better", expected_champion="v0") == ("v0", "v1")
+        assert current_version(model_dir) == "v1"  # written while the registry row is locked
+        raise RuntimeError("something failed after the promotion")
+    assert current_version(model_dir) == "v0"
+    assert statuses(sessions) == {"v0": "champion", "v1": "candidate"}
+    assert in_unit_of_work(sessions, registry.promote, model_dir, "v1", "better", expected_champion="v0") == (
+        "v0", "v1")
+    assert current_version(model_dir) == "v1"
+
+
+@both
+def test_a_refused_sync_leaves_nothing_in_the_callers_transaction(sessions, tmp_path):
+    """sync() undoes its own savepoint when the change cannot be made, so the caller may go on and commit."""
+    model_dir = tmp_path / "models"
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    in_unit_of_work(sessions, registry.sync, model_dir)
+    (model_dir / "v0" / "model.keras").unlink()  # the champion's files are gone: CURRENT cannot be rewritten
+    (model_dir / "CURRENT").unlink()
+    with sessions.begin() as session:
+        assert registry.sync(session, model_dir) == "v0"
+        session.add(ModelVersion(version="other", status="retired", trigger="cli", train_counts={}, metrics={}))
+    assert statuses(sessions) == {"v0": "champion", "other": "retired"}
+    assert current_version(model_dir) is None
 
 
 def test_decision_needs_the_margin_and_no_forgetting():

@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.orm import Correction, Ticket
-from tests.conftest import CORPUS
+from tests.support.paths import CORPUS
 
 MARKER = "【プレミアム会員サポート】"
 SLICE = 400

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from core.orm import InboundEmail, Ticket
-from tests.api.email.conftest import (
+from tests.support.email_webhooks import (
     MAILGUN_KEY,
     PASSWORD,
     SENDGRID_FORM,
@@ -20,9 +20,7 @@ from tests.api.email.conftest import (
     fixture_json,
     mailgun_sign,
 )
-from tests.e2e.conftest import service_env, start_api, start_worker, wait_until
-
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+from tests.support.processes import service_env, start_api, start_worker, wait_until
 
 AUTH = (USER.encode(), PASSWORD.encode())  # UTF-8 (requests would encode str as Latin-1)
 # What a quote or a signature leaves behind if it was not removed.

@@ -8,22 +8,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 def free_port() -> int:
+    """A port the kernel just handed out, so parallel tests (xdist workers, other runs) never share one."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 class Processes:
+    """The children one test started, each logging to a file, all stopped (process group and all) at the end."""
+
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.children: list[tuple[str, subprocess.Popen[bytes], Path]] = []
@@ -49,13 +52,6 @@ class Processes:
                 os.killpg(child.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    yield procs
-    procs.stop()
-
-
 def service_env(database_url: str, broker_url: str, model_dir: Path, home: Path, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "BROKER_URL": broker_url, "MODEL_DIR": str(model_dir),
             "FURIWAKE_HOME": str(home), "SECRET_KEY": "e2e", "PYTHONUNBUFFERED": "1", **extra}
@@ -72,7 +68,7 @@ def start_api(processes: Processes, env: dict[str, str]) -> str:
 
 def start_worker(processes: Processes, env: dict[str, str], embedded: bool = False, concurrency: int = 1) -> None:
     flags = ["--without-mingle", "--without-gossip", "--without-heartbeat"] if embedded else []
-    processes.start("worker", [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "classify",
+    processes.start("worker", [sys.executable, "-m", "celery", "-A", "worker.classify_app", "worker", "-Q", "classify",
                                "--concurrency", str(concurrency), "--loglevel", "INFO", *flags], env)
 
 
@@ -86,3 +82,10 @@ def wait_until(check: Callable[[], object], timeout: float, processes: Processes
             pass
         time.sleep(0.25)
     pytest.fail(f"timed out after {timeout} s waiting for {what}\n{processes.logs()}")
+
+
+def wait_for_worker_model(procs: Processes, timeout: float = 120) -> None:
+    """Until the worker's process has loaded its model. A message published while the worker was still starting
+    was seen to wait for the sweep (worker-side, reported); the agents' tests are not about that."""
+    [log] = [log for name, _child, log in procs.children if name == "worker"]
+    wait_until(lambda: "loaded in" in log.read_text(errors="replace"), timeout, procs, "the worker's model")
