@@ -16,6 +16,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.db import begin_as_writer
 from core.runtime import Runtime
 
 EXTENSION = "furiwake"
@@ -48,6 +49,8 @@ def unit_of_work() -> Iterator[Session]:
     join it, so a decorator and its view share one transaction."""
     session = get_session()
     depth = g.get(_DEPTH, 0)
+    if depth == 0 and not session.in_transaction():
+        begin_as_writer(session)  # on SQLite, the write lock up front (core.db says why)
     setattr(g, _DEPTH, depth + 1)
     try:
         yield session

@@ -30,7 +30,8 @@ def make_engine(database_url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
-            connection.exec_driver_sql("BEGIN")
+            writer = connection.get_execution_options().get(WRITER_OPTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
     # connect_timeout: /readyz and requests fail fast on an unreachable database instead of hanging.
@@ -39,4 +40,18 @@ def make_engine(database_url: str) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+WRITER_OPTION = "furiwake_writer"
+
+
+def begin_as_writer(session: Session) -> None:
+    """Start the session's transaction as one that will write: on SQLite, `BEGIN IMMEDIATE`.
+
+    SQLite's default deferred BEGIN starts as a reader and asks for the write lock at the first write; in WAL mode,
+    if another process committed in between, that upgrade fails at once with "database is locked" (the busy
+    timeout does not apply to it). Taking the write lock up front makes a writer wait its turn (up to the busy
+    timeout) instead. PostgreSQL ignores the option. Call it before the session's first statement.
+    """
+    session.connection(execution_options={WRITER_OPTION: True})
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
-from core.db import make_engine, make_session_factory
+from core.db import begin_as_writer, make_engine, make_session_factory
 from core.messaging import make_celery
 
 
@@ -46,8 +46,10 @@ class Runtime:
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
-        """One transaction: commit when the block ends, roll back if it raises."""
+        """One transaction: commit when the block ends, roll back if it raises. It begins as a writer (on SQLite
+        the write lock is taken up front: core.db.begin_as_writer says why)."""
         with self.sessions() as session, session.begin():
+            begin_as_writer(session)
             yield session
 
     def reset_after_fork(self) -> None:
