@@ -17,8 +17,9 @@ reply (interleaved answers). Quote headers, as the clients write them:
     like quotes, except that a forward with nothing written above it *is* the request: its body is kept, without
     its header lines.
 Quote marks: ">" and the full-width "＞" / "≫" at the start of a line.
-The library mail-parser-reply (maintained, several languages) then does the generic work on what is left: English
-clients' variants, "Sent from my iPhone", sign-offs ("Thanks,\\nJohn").
+For a mail body (`customer_words`, at intake), the library mail-parser-reply (maintained, several languages) then
+does the generic work on what is left: English clients' variants, sign-offs ("Thanks,\\nJohn"). The per-ticket
+clean-up leaves that pass out: it costs four times the rest of the clean-up, and a mail's stored body has had it.
 
 Signatures (`drop_signature`), from the end of the text:
   - an RFC 3676 delimiter line ("-- " or "--"): everything after it;
@@ -92,9 +93,14 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def customer_words(text: str) -> str:
-    """The message the customer wrote, without quoted messages, quote marks or signature; "" when nothing is left."""
+    """The message the customer wrote, without quoted messages, quote marks or signature; "" when nothing is left.
+
+    For a mail body: after this module's own rules, mail-parser-reply reads the reply the way mail clients write
+    it. That library pass costs about 0.1 ms a text, four times the model's whole clean-up, so it runs once per
+    mail here, at intake (the stored body is already stripped), and not in the clean-up every ticket goes through
+    in training and serving."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = drop_signature(drop_quoted_reply(text))
+    text = drop_signature(_library_reply_body(drop_quoted_reply(text)))
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
@@ -104,7 +110,6 @@ def drop_quoted_reply(text: str) -> str:
     """Cut at the first quote header (a forward: see the module docstring) and drop quoted lines."""
     text = _FULLWIDTH_QUOTE.sub(r"\1>", text)
     text = _cut_quotes(text)
-    text = _library_reply_body(text)
     return _QUOTED_LINE.sub("", text) if ">" in text else text
 
 
