@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.processes import stop  # noqa: E402
 
 SAMPLES = [
     "パスワードを忘れてログインできません。再設定の方法を教えてください。",
@@ -220,14 +221,7 @@ def main() -> int:
         result["intake_p99_ms"] = round(percentile(steady, 99), 1)
         result["lost"] = total - done_count()
     finally:
-        for child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+        stop(children, timeout=20)
         engine.dispose()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -56,6 +56,12 @@ def champions(sessions, model_dir: Path, count: int) -> None:
                         expected_champion=f"v{number - 1}")
 
 
+def champion_v0(sessions, model_dir: Path) -> None:
+    """The usual start: a registered champion v0, CURRENT naming it."""
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    in_unit_of_work(sessions, registry.sync, model_dir)
+
+
 def statuses(sessions) -> dict[str, str]:
     with sessions() as session:
         return {row.version: row.status for row in registry.versions(session)}
@@ -109,8 +115,7 @@ def test_sync_adopts_a_hand_trained_current_and_otherwise_the_database_wins(sess
 @both
 def test_promote_checks_the_champion_it_was_compared_with(sessions, tmp_path):
     model_dir = tmp_path / "models"
-    set_current(model_dir, fake_version(model_dir, "v0"))
-    in_unit_of_work(sessions, registry.sync, model_dir)
+    champion_v0(sessions, model_dir)
     candidate(sessions, model_dir, "v1")
     with pytest.raises(registry.ChampionChanged):
         in_unit_of_work(sessions, registry.promote, model_dir, "v1", "better", expected_champion="someone-else")
@@ -127,8 +132,7 @@ def test_promote_checks_the_champion_it_was_compared_with(sessions, tmp_path):
 @both
 def test_promotion_needs_the_lease_still_held(sessions, tmp_path):
     model_dir = tmp_path / "models"
-    set_current(model_dir, fake_version(model_dir, "v0"))
-    in_unit_of_work(sessions, registry.sync, model_dir)
+    champion_v0(sessions, model_dir)
     candidate(sessions, model_dir, "v1")
     lease = registry.Lease(sessions, registry.RETRAIN_LEASE, 60, holder="stalled")
     assert lease.acquire()
@@ -376,8 +380,7 @@ def test_a_champion_change_rolled_back_puts_current_back(sessions, tmp_path):
     """CURRENT is written inside the caller's unit of work; if that unit of work does not commit (an error after
     the promotion), the file names the old champion again and the database still does too."""
     model_dir = tmp_path / "models"
-    set_current(model_dir, fake_version(model_dir, "v0"))
-    in_unit_of_work(sessions, registry.sync, model_dir)
+    champion_v0(sessions, model_dir)
     candidate(sessions, model_dir, "v1")
     with pytest.raises(RuntimeError, match="after the promotion"), sessions.begin() as session:
         assert registry.promote(session, model_dir, "v1", "better", expected_champion="v0") == ("v0", "v1")
