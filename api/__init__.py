@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import problems, services
+from api import limits, problems, security, services
 from api.openapi import OPENAPI_CONFIG, ProblemApi
 from core.config import Settings
 
@@ -23,9 +23,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         **OPENAPI_CONFIG,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Japanese stays readable in responses
+    security.init_app(app, settings)  # refuses the development SECRET_KEY outside the embedded mode
     services.init_app(app, settings)
     problems.init_app(app)
     _register_blueprints(app, ProblemApi(app))
+    limits.init_app(app, settings)  # wraps the intake and sign-in views registered above
     return app
 
 

@@ -109,7 +109,8 @@ def main() -> int:
     upgrade(database_url)
     redis.Redis.from_url(args.redis).flushdb()
     env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": args.redis, "RESULT_BACKEND": args.redis,
-           "MODEL_DIR": str(settings.model_dir), "FURIWAKE_HOME": str(settings.home), "PYTHONUNBUFFERED": "1"}
+           "MODEL_DIR": str(settings.model_dir), "FURIWAKE_HOME": str(settings.home), "PYTHONUNBUFFERED": "1",
+           "SECRET_KEY": os.environ.get("SECRET_KEY", "bench"), "RATE_LIMIT_INTAKE": "off"}  # one client, many tickets
     port = free_port()
     logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))
     children = [

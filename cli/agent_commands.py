@@ -1,9 +1,11 @@
-"""Agent commands: create-agent (asks for the password) and create-token (prints a bearer token for the API)."""
+"""Agent commands: create-agent (asks for the password), create-token (prints a bearer token for the API),
+deactivate-agent / activate-agent, revoke-tokens and list-agents. Each command is one unit of work."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
 from typing import Any
 
@@ -63,6 +65,65 @@ def cmd_create_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_deactivate_agent(args: argparse.Namespace, settings: Settings) -> int:
+    """Lock an agent out at once: sign-in refused, every web session ended, every API token revoked."""
+    from core.agents import deactivate_agent, require_agent
+
+    with existing_database(settings) as runtime, runtime.unit_of_work() as session:
+        agent = require_agent(session, args.email)
+        changed = deactivate_agent(session, agent)
+        email = agent.email
+    print(f"deactivated agent {email}: signed out everywhere, API tokens revoked" if changed
+          else f"agent {email} was already deactivated")
+    return 0
+
+
+def cmd_activate_agent(args: argparse.Namespace, settings: Settings) -> int:
+    """Let a deactivated agent sign in again with their password; their old tokens stay revoked."""
+    from core.agents import activate_agent, require_agent
+
+    with existing_database(settings) as runtime, runtime.unit_of_work() as session:
+        agent = require_agent(session, args.email)
+        changed = activate_agent(agent)
+        email = agent.email
+    print(f"activated agent {email}; `furiwake create-token {email}` for a new API token" if changed
+          else f"agent {email} was already active")
+    return 0
+
+
+def cmd_revoke_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    """Revoke every API token of an agent (a lost laptop); their web sign-in is untouched."""
+    from core.agents import require_agent, revoke_tokens
+
+    with existing_database(settings) as runtime, runtime.unit_of_work() as session:
+        agent = require_agent(session, args.email)
+        revoked = revoke_tokens(session, agent)
+        email = agent.email
+    print(f"revoked {revoked} token(s) of {email}")
+    return 0
+
+
+def cmd_list_agents(args: argparse.Namespace, settings: Settings) -> int:
+    """Every agent: e-mail, active or not, live tokens, name; --json for scripts."""
+    from core.agents import list_agents
+
+    with existing_database(settings) as runtime, runtime.unit_of_work() as session:
+        agents = list_agents(session)
+    if args.json:
+        print(json.dumps([{"id": a.id, "email": a.email, "name": a.name, "active": a.active,
+                           "live_tokens": a.live_tokens, "created_at": a.created_at.isoformat()}
+                          for a in agents], ensure_ascii=False, indent=2))  # fmt: skip
+        return 0
+    if not agents:
+        print("no agents yet: `furiwake create-agent EMAIL`")
+        return 0
+    width = max(len(a.email) for a in agents)
+    for a in agents:
+        state = "active" if a.active else "deactivated"
+        print(f"{a.email:<{width}}  {state:<11}  {a.live_tokens} token(s)  {a.name or ''}".rstrip())
+    return 0
+
+
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("create-agent", help="add an agent who signs in to /agent (asks for the password)")
     p.add_argument("email")
@@ -73,3 +134,19 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("create-token", help="print a new API token for an agent (shown once)")
     p.add_argument("email")
     p.set_defaults(func=cmd_create_token)
+
+    p = sub.add_parser("deactivate-agent", help="lock an agent out: sessions ended, API tokens revoked, at once")
+    p.add_argument("email")
+    p.set_defaults(func=cmd_deactivate_agent)
+
+    p = sub.add_parser("activate-agent", help="let a deactivated agent sign in again")
+    p.add_argument("email")
+    p.set_defaults(func=cmd_activate_agent)
+
+    p = sub.add_parser("revoke-tokens", help="revoke every API token of an agent")
+    p.add_argument("email")
+    p.set_defaults(func=cmd_revoke_tokens)
+
+    p = sub.add_parser("list-agents", help="list agents, active or not, with their live API tokens")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_list_agents)

@@ -48,6 +48,10 @@ class TicketNotFound(LookupError):
     pass
 
 
+class AgentNotFound(AgentError):
+    """No agent has this e-mail address (a ValueError, so the CLI reports it in one line)."""
+
+
 # --- accounts and passwords -------------------------------------------------------------------------------------
 
 def normalise_email(email: str) -> str:
@@ -65,9 +69,19 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def password_fingerprint(agent: Agent) -> str:
-    """Part of the login session's id: changing the password ends every session opened with the old one."""
-    return hashlib.sha256(agent.password_hash.encode()).hexdigest()[:16]
+def session_fingerprint(agent: Agent) -> str:
+    """Part of the login session's id: a new password, a sign-out or a deactivation ends every session opened
+    before it (the cookie is signed, not stored, so the server refuses it by its fingerprint no longer matching)."""
+    material = f"{agent.password_hash}\0{agent.session_epoch}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def end_sessions(agent: Agent) -> None:
+    """End every web session the agent has open, on every device, copied cookies included.
+
+    One counter per agent rather than a sessions table: a support team signs in from a few browsers, and
+    "sign out" ending them all is the safer reading of the button."""
+    agent.session_epoch = (agent.session_epoch or 0) + 1
 
 
 def check_password_rules(password: str) -> None:
@@ -109,6 +123,59 @@ def authenticate(session: Session, email: str, password: str) -> Agent | None:
     if _hasher.check_needs_rehash(agent.password_hash):
         agent.password_hash = hash_password(password)
     return agent
+
+
+def require_agent(session: Session, email: str) -> Agent:
+    agent = find_agent(session, email)
+    if agent is None:
+        raise AgentNotFound(f"no agent with e-mail {normalise_email(email)}")
+    return agent
+
+
+def deactivate_agent(session: Session, agent: Agent) -> bool:
+    """Lock the agent out at once: sign-in refused, every session ended, every token revoked. False when the agent
+    was inactive already.
+
+    Tokens are revoked rather than merely suspended, so activating the agent again does not bring back a token
+    from a laptop that left with them; they ask for a new one (`furiwake create-token`). Any token still live on
+    an agent deactivated some other way is revoked too, so running this twice is safe and thorough."""
+    was_active = agent.active
+    if was_active:
+        agent.active = False
+        end_sessions(agent)
+    revoke_tokens(session, agent)
+    return was_active
+
+
+def activate_agent(agent: Agent) -> bool:
+    """Let the agent sign in again (with their password); False when already active."""
+    if agent.active:
+        return False
+    agent.active = True
+    return True
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    id: int
+    email: str
+    name: str | None
+    active: bool
+    live_tokens: int
+    created_at: datetime
+
+
+def list_agents(session: Session) -> list[AgentSummary]:
+    """Every agent by e-mail, with how many unrevoked tokens each holds (one query)."""
+    live = func.count(ApiToken.id)
+    rows = session.execute(
+        select(Agent, live)
+        .outerjoin(ApiToken, (ApiToken.agent_id == Agent.id) & ApiToken.revoked_at.is_(None))
+        .group_by(Agent.id)
+        .order_by(Agent.email)
+    ).all()
+    return [AgentSummary(agent.id, agent.email, agent.name, agent.active, int(count), agent.created_at)
+            for agent, count in rows]  # fmt: skip
 
 
 def display_name(agent: Agent | None) -> str:

@@ -17,6 +17,9 @@ class ConfigError(ValueError):
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# What SECRET_KEY is when unset; accepted only in the embedded mode (SQLite + filesystem broker, one machine).
+DEV_SECRET_KEY = "dev-insecure-change-me"
+RATE_LIMIT_OFF = "off"
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -58,6 +61,20 @@ def _parse_thresholds(raw: str) -> dict[str, float]:
     return out
 
 
+def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
+    """`30/minute;300/hour` (flask-limiter's notation, checked here so a typo stops start-up), or `off`."""
+    from limits import parse_many
+
+    raw = " ".join(env.get(name, "").split()) or default
+    if raw.lower() in (RATE_LIMIT_OFF, "none", "disabled"):
+        return RATE_LIMIT_OFF
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected limits like '30/minute;300/hour', or 'off', got {raw!r}") from None
+    return raw
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -86,7 +103,12 @@ class Settings:
     result_backend: str = ""  # only the benchmark's no-op round trips need one
     log_level: str = "INFO"
     log_format: str = "text"  # text for a terminal, json for a log collector
-    secret_key: str = "dev-insecure-change-me"
+    secret_key: str = DEV_SECRET_KEY
+    # Per client IP on public intake (POST /api/v1/tickets, the web form) and per IP + e-mail on agents' sign-in.
+    rate_limit_intake: str = "30/minute;300/hour"
+    rate_limit_signin: str = "10/minute"
+    # Reverse proxies (TLS terminators) in front of the API whose X-Forwarded-For/-Proto/-Host are believed.
+    trusted_proxies: int = 0
     sweep_after_seconds: int = 120
     sweep_every_seconds: int = 30
     max_body_chars: int = 20_000
@@ -104,6 +126,11 @@ class Settings:
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url.startswith("filesystem://")
+
+    @property
+    def embedded(self) -> bool:
+        """SQLite and the filesystem broker: everything on one machine (`make run`'s defaults)."""
+        return self.embedded_broker and self.database_url.startswith("sqlite")
 
     @property
     def broker_dir(self) -> Path:
@@ -130,7 +157,10 @@ class Settings:
             result_backend=env.get("RESULT_BACKEND", "").strip(),
             log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "text", LOG_FORMATS),
-            secret_key=env.get("SECRET_KEY", "").strip() or "dev-insecure-change-me",
+            secret_key=env.get("SECRET_KEY", "").strip() or DEV_SECRET_KEY,
+            rate_limit_intake=_rate_limit(env, "RATE_LIMIT_INTAKE", cls.rate_limit_intake),
+            rate_limit_signin=_rate_limit(env, "RATE_LIMIT_SIGNIN", cls.rate_limit_signin),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
             sweep_after_seconds=_int(env, "SWEEP_AFTER_SECONDS", 120),
             sweep_every_seconds=_int(env, "SWEEP_EVERY_SECONDS", 30),
             max_body_chars=_int(env, "MAX_BODY_CHARS", 20_000),
@@ -146,6 +176,8 @@ class Settings:
                             ("WORKER_TF_THREADS", settings.worker_tf_threads)):
             if value < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {value}")
+        if settings.trusted_proxies < 0:
+            raise ConfigError(f"TRUSTED_PROXIES: must not be negative, got {settings.trusted_proxies}")
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
 
 

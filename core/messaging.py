@@ -20,9 +20,26 @@ CLASSIFY_QUEUE = "classify"
 TRAINING_QUEUE = "training"
 
 
+# How long a sender waits for the broker before it gives up on one publish (connect, and each command).
+PUBLISH_TIMEOUT_SECONDS = 0.5
+
+
 def make_celery(settings: Settings) -> Celery:
-    """A Celery app that sends (the API, beat, a CLI command), configured from `settings`."""
-    return configure_celery(Celery("furiwake", set_as_current=False), settings)
+    """A Celery app that sends (the API, beat, a CLI command), configured from `settings`.
+
+    A sender gives up on a broker that is down after one attempt of at most PUBLISH_TIMEOUT_SECONDS: the ticket it
+    publishes is already committed and the sweep re-sends whatever was not enqueued, so waiting is pure loss. By
+    default kombu retries the connection with a 2 s back-off until broker_connection_timeout, and redis-py waits
+    on a silent (not refusing) host without limit: an intake request blocked for seconds, and gunicorn's workers
+    with it, for the whole outage. The workers' apps (configure_celery alone) keep Celery's patient reconnection.
+    """
+    app = configure_celery(Celery("furiwake", set_as_current=False), settings)
+    fail_fast: dict[str, object] = {"max_retries": 0}  # kombu's default_channel: one connection attempt, no back-off
+    if urlsplit(settings.broker_url).scheme in ("redis", "rediss"):
+        fail_fast.update(socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS, socket_timeout=PUBLISH_TIMEOUT_SECONDS)
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, **fail_fast}
+    app.conf.broker_connection_timeout = PUBLISH_TIMEOUT_SECONDS
+    return app
 
 
 def configure_celery(app: Celery, settings: Settings) -> Celery:

@@ -43,6 +43,33 @@ class NewTicket:
         return self.idempotency_key is not None or self.message_id is not None
 
 
+# What a request carries, as stored: two deliveries under one Idempotency-Key must agree on all of it.
+_REQUEST_FIELDS = ("channel", "body", "subject", "customer_name", "customer_email")
+
+
+class IdempotencyKeyReused(ValueError):
+    """An Idempotency-Key already stored with a different request: a client bug, refused rather than answered
+    with a ticket the new text never reached (payment APIs such as Stripe answer the same way)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was already used for a different request")
+        self.key = key
+
+
+def _check_same_request(duplicate: Ticket, new: NewTicket) -> None:
+    """Raise IdempotencyKeyReused when `duplicate` was stored under new's key from a request that differs.
+
+    The stored fields are compared directly: the intake channels store a request's fields as they were loaded
+    (already normalised by the schema), and a ticket's request fields are never rewritten afterwards, so equal
+    requests compare equal, and nothing extra (a fingerprint column) is written on the keyless hot path. A
+    mail server's redelivery (same Message-ID) is the same mail by definition and is not compared.
+    """
+    if new.idempotency_key is None or duplicate.idempotency_key != new.idempotency_key:
+        return
+    if any(getattr(duplicate, name) != getattr(new, name) for name in _REQUEST_FIELDS):
+        raise IdempotencyKeyReused(new.idempotency_key)
+
+
 def _find_duplicate(session: Session, idempotency_key: str | None, message_id: str | None) -> Ticket | None:
     """The ticket an earlier delivery of the same request created, if any."""
     conditions = []
@@ -59,7 +86,8 @@ def create_ticket(session: Session, new: NewTicket, *, queued: bool = False) -> 
     """Add a ticket to the session's transaction; return (ticket, created). The caller commits.
 
     A client that retries (same Idempotency-Key) or a mail server that redelivers (same Message-ID) gets the ticket
-    the first attempt created, with created=False. The unique constraints are the real guard: when two requests race
+    the first attempt created, with created=False; the same Idempotency-Key with a different request raises
+    IdempotencyKeyReused. The unique constraints are the real guard: when two requests race
     past the look-up, the loser's INSERT fails inside a savepoint, which is rolled back so the caller's transaction
     stays usable, and the winner's row is read back.
 
@@ -68,6 +96,7 @@ def create_ticket(session: Session, new: NewTicket, *, queued: bool = False) -> 
     """
     duplicate = _find_duplicate(session, new.idempotency_key, new.message_id)
     if duplicate is not None:
+        _check_same_request(duplicate, new)
         return duplicate, False
     now = utcnow()  # one clock reading: queued_at never precedes created_at
     ticket = Ticket(
@@ -87,6 +116,7 @@ def create_ticket(session: Session, new: NewTicket, *, queued: bool = False) -> 
         duplicate = _find_duplicate(session, new.idempotency_key, new.message_id)
         if duplicate is None:
             raise  # some other constraint failed: a bug, not a retry
+        _check_same_request(duplicate, new)
         return duplicate, False
     return ticket, True
 

@@ -126,7 +126,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings rooted in a temporary home; keyword arguments override fields."""
 
     def build(**overrides: object) -> Settings:
-        env = {"FURIWAKE_HOME": str(tmp_path), "SECRET_KEY": "test-secret"}
+        # Rate limits stay on, high enough for any test; tests/api/test_rate_limits.py sets low ones.
+        env = {"FURIWAKE_HOME": str(tmp_path), "SECRET_KEY": "test-secret",
+               "RATE_LIMIT_INTAKE": "10000/minute", "RATE_LIMIT_SIGNIN": "1000/minute"}
         return Settings.from_env(env, testing=True, **overrides)
 
     return build

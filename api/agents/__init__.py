@@ -25,12 +25,13 @@ def _nav() -> dict[str, Any]:
 
 def init_app(app: Flask, api: Api) -> None:
     from api.access import BEARER_SCHEME, BEARER_SECURITY_SCHEME
+    from api.agents import accounts, auth, web
     from api.agents import api as agent_api
-    from api.agents import auth, web
 
     auth.init_app(app)
     api.spec.components.security_scheme(BEARER_SCHEME, BEARER_SECURITY_SCHEME)
     api.register_blueprint(agent_api.blp)
     app.register_blueprint(web.bp)
     add_nav_link(app, "Queues", "agents.queue")
+    accounts.init_app(app)
     app.context_processor(_nav)

@@ -35,7 +35,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from api.i18n import pick_language, texts
 from api.services import unit_of_work
-from core.agents import password_fingerprint
+from core.agents import session_fingerprint
 from core.orm import Agent
 
 View = TypeVar("View", bound=Callable[..., object])
@@ -65,7 +65,7 @@ class AgentUser(flask_login.UserMixin):
 
     @classmethod
     def of(cls, agent: Agent) -> AgentUser:
-        return cls(agent.id, agent.email, agent.name, password_fingerprint(agent))
+        return cls(agent.id, agent.email, agent.name, session_fingerprint(agent))
 
 
 def login_required(view: View) -> View:
@@ -89,13 +89,14 @@ def current_agent() -> AgentUser:
 
 @login_manager.user_loader
 def _load_agent(user_id: str) -> AgentUser | None:
-    """The session holds `id.fingerprint`; a changed password or a deactivated agent ends the session."""
+    """The session holds `id.fingerprint`; a changed password, a sign-out anywhere or a deactivated agent ends the
+    session (core.agents.session_fingerprint), so a cookie copied before sign-out is refused at once."""
     raw_id, _, fingerprint = user_id.partition(".")
     if not raw_id.isdigit():
         return None
     with unit_of_work() as session:
         agent = session.get(Agent, int(raw_id))
-    if agent is None or not agent.active or password_fingerprint(agent) != fingerprint:
+    if agent is None or not agent.active or session_fingerprint(agent) != fingerprint:
         return None
     return AgentUser.of(agent)
 

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from api.agents.auth import AgentUser, cookie_will_be_dropped, current_agent, login_required, safe_next
 from api.services import get_session, unit_of_work
 from core import agents as actions
-from core.orm import Ticket, utcnow
+from core.orm import Agent, Ticket, utcnow
 from core.routes import ROUTES
 
 bp = Blueprint("agents", __name__, url_prefix="/agent")
@@ -125,6 +125,15 @@ def login() -> Response | str | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
+    """Sign out everywhere: the agent's session epoch moves on, so this cookie, any copy of it and the agent's
+    other browsers are all refused from the next request (clearing the cookie alone would leave copies valid)."""
+    if current_user.is_authenticated:
+        agent_id = current_agent().agent_id
+        with unit_of_work() as db:
+            agent = db.get(Agent, agent_id)
+            if agent is not None:
+                actions.end_sessions(agent)
+        log.info("agent %s signed out", agent_id)
     logout_user()
     session.clear()
     flash("You are signed out.", "info")

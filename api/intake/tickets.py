@@ -12,6 +12,7 @@ from flask.views import MethodView
 
 from api.access import agents_only
 from api.openapi import ProblemBlueprint
+from api.problems import IDEMPOTENCY_KEY_REUSED, raise_problem
 from api.schemas import (
     IdempotencyHeaderSchema,
     TicketCreatedSchema,
@@ -23,7 +24,7 @@ from api.schemas import (
 )
 from api.services import current_runtime, unit_of_work
 from core.orm import Ticket
-from core.tickets import NewTicket, get_ticket, list_tickets, submit_ticket
+from core.tickets import IdempotencyKeyReused, NewTicket, get_ticket, list_tickets, submit_ticket
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,21 @@ class TicketCollection(MethodView):
     @blp.alt_response(200, schema=TicketCreatedSchema, description="Repeated Idempotency-Key: the ticket it created")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def post(self, fields: dict[str, Any], headers: dict[str, Any]) -> tuple[Ticket, int, dict[str, str]]:
         """Submit a ticket; it is routed asynchronously, poll its URL for the route."""
         new = NewTicket(channel="api", idempotency_key=headers.get("idempotency_key"), **fields)
-        ticket, created = submit_ticket(current_runtime(), new)
+        try:
+            ticket, created = submit_ticket(current_runtime(), new)
+        except IdempotencyKeyReused as reused:
+            raise_problem(
+                422,
+                f"Idempotency-Key {reused.key!r} was already used for a different request; nothing was stored."
+                " Send a new key for a new request, or the same request again to get its ticket.",
+                type=IDEMPOTENCY_KEY_REUSED,
+                title="Idempotency-Key reused",
+                errors={"Idempotency-Key": ["already used for a different request"]},
+            )
         with structlog.contextvars.bound_contextvars(ticket_id=str(ticket.id)):
             log.info("ticket %s through the API", "accepted" if created else "repeated (same Idempotency-Key)")
         return ticket, 202 if created else 200, {"Location": url_for("tickets.TicketItem", ticket_id=ticket.id)}

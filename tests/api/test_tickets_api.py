@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import pytest
 from flask import Flask
 from sqlalchemy import update
 
@@ -77,6 +78,28 @@ def test_repeated_idempotency_key_returns_the_same_ticket(app: Flask, client, br
     assert again.headers["Location"] == first.headers["Location"]
     assert count_tickets(app) == 1
     assert queued_ticket_ids(broker) == [first.get_json()["id"]]
+
+
+@both_backends
+@pytest.mark.parametrize(
+    "changed",
+    [{"body": "返金はまだですか"}, {"body": "返金はいつですか", "subject": "返金"},
+     {"body": "返金はいつですか", "customer_email": "hanako@example.jp"}],
+    ids=["body", "subject added", "e-mail added"],
+)  # fmt: skip
+def test_idempotency_key_reused_with_a_different_request_is_a_422(app: Flask, client, broker, changed) -> None:
+    headers = {"Idempotency-Key": "order-4711-retry"}
+    first = client.post("/api/v1/tickets", json={"body": "返金はいつですか"}, headers=headers)
+    assert first.status_code == 202
+    problem = assert_problem(client.post("/api/v1/tickets", json=changed, headers=headers), 422, "Idempotency-Key")
+    assert "order-4711-retry" in problem["detail"]
+    assert problem["type"] == "urn:furiwake:problem:idempotency-key-reused"
+    [ticket] = stored_tickets(app)
+    assert ticket.body == "返金はいつですか" and ticket.subject is None and ticket.customer_email is None
+    assert queued_ticket_ids(broker) == [first.get_json()["id"]]
+    # The original request, repeated, still gets its ticket.
+    again = client.post("/api/v1/tickets", json={"body": "返金はいつですか"}, headers=headers)
+    assert (again.status_code, again.get_json()) == (200, first.get_json())
 
 
 def test_different_idempotency_keys_make_different_tickets(app: Flask, client) -> None:

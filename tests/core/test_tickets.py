@@ -17,7 +17,7 @@ from core.db import make_engine, make_session_factory
 from core.messaging import CLASSIFY_QUEUE
 from core.orm import Ticket
 from core.runtime import Runtime
-from core.tickets import NewTicket, _mark_received, create_ticket, list_tickets, submit_ticket
+from core.tickets import IdempotencyKeyReused, NewTicket, _mark_received, create_ticket, list_tickets, submit_ticket
 
 DEAD_BROKER_URL = "redis://127.0.0.1:6390/0"
 
@@ -66,18 +66,31 @@ def test_create_ticket_adds_a_received_ticket(factory: sessionmaker[Session]) ->
     assert _count(factory) == 1
 
 
-@pytest.mark.parametrize("key", ["idempotency_key", "message_id"])
-def test_a_repeated_key_returns_the_first_ticket(factory: sessionmaker[Session], key: str) -> None:
+# A client's retry repeats its request; a mail server's redelivery is the same mail whatever the webhook extracted.
+@pytest.mark.parametrize(("key", "body_again"), [("idempotency_key", "一通目"), ("message_id", "再送")])
+def test_a_repeated_key_returns_the_first_ticket(factory: sessionmaker[Session], key: str, body_again: str) -> None:
     with factory.begin() as session:
         first, created_first = create_ticket(
             session, NewTicket(channel="email", body="一通目", **{key: "<abc@example.jp>"})
         )
     with factory.begin() as session:
         again, created_again = create_ticket(
-            session, NewTicket(channel="email", body="再送", **{key: "<abc@example.jp>"})
+            session, NewTicket(channel="email", body=body_again, **{key: "<abc@example.jp>"})
         )
     assert (created_first, created_again) == (True, False)
     assert again.id == first.id and again.body == "一通目"
+    assert _count(factory) == 1
+
+
+@pytest.mark.parametrize("changed", [{"body": "別の質問"}, {"subject": "件名"}, {"customer_name": "花子"},
+                                     {"customer_email": "b@example.jp"}, {"channel": "web"}])  # fmt: skip
+def test_an_idempotency_key_reused_for_another_request_is_refused(factory: sessionmaker[Session], changed) -> None:
+    original = {"channel": "api", "body": "質問", "customer_email": "a@example.jp"}
+    with factory.begin() as session:
+        create_ticket(session, NewTicket(**original, idempotency_key="k-1"))
+    with pytest.raises(IdempotencyKeyReused) as refused, factory.begin() as session:
+        create_ticket(session, NewTicket(**{**original, **changed}, idempotency_key="k-1"))
+    assert refused.value.key == "k-1"
     assert _count(factory) == 1
 
 
@@ -103,11 +116,31 @@ def test_the_loser_of_a_race_gets_the_winners_ticket(factory: sessionmaker[Sessi
     with factory.begin() as session:
         # earlier work in the transaction
         _other, created_other = create_ticket(session, NewTicket(channel="api", body="別件"))
-        loser, created = create_ticket(session, NewTicket(channel="api", body="後", idempotency_key="race-1"))
+        loser, created = create_ticket(session, NewTicket(channel="api", body="先", idempotency_key="race-1"))
         assert misses_left == 0
         assert (created_other, created) == (True, False)
         assert loser.id == winner.id
     assert _count(factory) == 2  # the winner and the other ticket, no duplicate
+
+
+def test_the_loser_of_a_race_with_another_request_is_refused(factory: sessionmaker[Session], monkeypatch) -> None:
+    """The race as above, the loser carrying different text under the winner's key: refused, not merged."""
+    with factory.begin() as session:
+        create_ticket(session, NewTicket(channel="api", body="先", idempotency_key="race-3"))
+    real_lookup = core.tickets._find_duplicate
+    misses_left = 1
+
+    def lookup_that_misses_once(session: Session, idempotency_key: str | None, message_id: str | None):
+        nonlocal misses_left
+        if misses_left:
+            misses_left -= 1
+            return None
+        return real_lookup(session, idempotency_key, message_id)
+
+    monkeypatch.setattr(core.tickets, "_find_duplicate", lookup_that_misses_once)
+    with pytest.raises(IdempotencyKeyReused), factory.begin() as session:
+        create_ticket(session, NewTicket(channel="api", body="後", idempotency_key="race-3"))
+    assert misses_left == 0 and _count(factory) == 1
 
 
 def test_concurrent_inserts_of_one_key_store_one_ticket(postgres_url: str) -> None:
@@ -136,7 +169,7 @@ def test_concurrent_inserts_of_one_key_store_one_ticket(postgres_url: str) -> No
 
 def _create_in_own_session(factory: sessionmaker[Session], key: str) -> tuple[Ticket, bool]:
     with factory.begin() as session:
-        return create_ticket(session, NewTicket(channel="api", body="後", idempotency_key=key))
+        return create_ticket(session, NewTicket(channel="api", body="先", idempotency_key=key))
 
 
 def test_submit_commits_enqueues_then_marks_queued(factory, runtime_for, redis_url: str) -> None:

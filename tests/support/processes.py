@@ -54,7 +54,8 @@ class Processes:
 
 def service_env(database_url: str, broker_url: str, model_dir: Path, home: Path, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "BROKER_URL": broker_url, "MODEL_DIR": str(model_dir),
-            "FURIWAKE_HOME": str(home), "SECRET_KEY": "e2e", "PYTHONUNBUFFERED": "1", **extra}
+            "FURIWAKE_HOME": str(home), "SECRET_KEY": "e2e", "PYTHONUNBUFFERED": "1",
+            "RATE_LIMIT_INTAKE": "100000/minute", "RATE_LIMIT_SIGNIN": "10000/minute", **extra}
 
 
 def start_api(processes: Processes, env: dict[str, str]) -> str:

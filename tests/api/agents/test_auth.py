@@ -36,6 +36,28 @@ def test_sign_in_shows_the_queue_then_sign_out_ends_the_session(client: FlaskCli
 
 
 @both_backends
+def test_sign_out_refuses_a_copied_session_cookie_at_once(app: Flask, signed_in: FlaskClient) -> None:
+    """Clearing the browser's cookie is not enough: a copy saved before sign-out must stop opening /agent."""
+    copied = signed_in.get_cookie("session")
+    assert copied is not None
+    thief = app.test_client()
+    thief.set_cookie("session", copied.value)
+    assert thief.get("/agent").status_code == 200  # the copy works while the agent is signed in
+    assert post_form(signed_in, "/agent/logout", "/agent").status_code == 303
+    refused = thief.get("/agent")
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/agent/login")
+
+
+def test_sign_out_ends_the_agents_other_browsers_too(app: Flask, signed_in: FlaskClient,
+                                                     agent: AgentAccount) -> None:
+    other = app.test_client()
+    assert sign_in(other, agent.email).status_code == 303
+    post_form(signed_in, "/agent/logout", "/agent")
+    assert other.get("/agent").status_code == 302
+    assert sign_in(other, agent.email).status_code == 303 and other.get("/agent").status_code == 200
+
+
+@both_backends
 def test_wrong_password_or_unknown_address_is_refused_alike(client: FlaskClient, agent: AgentAccount) -> None:
     wrong = sign_in(client, agent.email, "not the password at all")
     unknown = sign_in(client, "nobody@example.jp")

@@ -1,0 +1,143 @@
+"""Rate limits (flask-limiter): per client IP on public intake, per IP + account on the agents' sign-in.
+
+The counters live in the broker's Redis when there is one, so every gunicorn worker (and every API machine) shares
+them; in the embedded mode they live in each worker's memory (with `make run`'s two workers a client gets up to
+twice the limit, which is still a limit). When Redis is down the limits fail open: a customer's ticket matters
+more than a counter, and the broker outage is reported elsewhere.
+
+Limits are attached here, by endpoint name, after the blueprints are registered, so the views' modules stay free of
+rate-limit code; `RATE_LIMIT_INTAKE` / `RATE_LIMIT_SIGNIN` set them (`off` disables one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from typing import Any
+
+from flask import Flask, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from api.i18n import pick_language, texts
+from api.problems import handle_http_exception
+from core.config import RATE_LIMIT_OFF, Settings
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "furiwake_limiter"
+INTAKE_ENDPOINTS = ("tickets.TicketCollection", "web.submit")
+SIGNIN_ENDPOINT = "agents.login"
+# A dead Redis must cost a request a few milliseconds, not redis-py's default retries with back-off.
+_STORAGE_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 0.25, "socket_timeout": 0.5,
+                                    "retry": Retry(NoBackoff(), 0)}
+_STORAGE_WARNING_EVERY_S = 30.0
+
+_FORM_TOO_MANY = {
+    "ja": "短時間に送信が多すぎます。{seconds}秒ほど待ってから、もう一度送信してください。",
+    "en": "Too many messages from your address in a short time. Please wait about {seconds} s and send it again.",
+}
+
+
+def storage_uri(settings: Settings) -> str:
+    """The broker's Redis (the same server and database), else this process's memory."""
+    if settings.broker_url.startswith(("redis://", "rediss://", "redis+unix://")):
+        return settings.broker_url
+    return "memory://"
+
+
+def signin_key() -> str:
+    """Client IP + the account typed: one address guessing one agent's password is stopped without locking that
+    agent out everywhere. The e-mail is hashed to keep keys short whatever was typed."""
+    account = request.form.get("email", "").strip().lower()
+    return f"{get_remote_address()}:{hashlib.sha256(account.encode('utf-8', 'replace')).hexdigest()[:32]}"
+
+
+class _StorageOutageLog(logging.Filter):
+    """flask-limiter logs a traceback for every request while its storage is unreachable (that is how it fails
+    open); one warning line every half minute says the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -math.inf
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None:
+            return True
+        now = time.monotonic()
+        if now - self._last < _STORAGE_WARNING_EVERY_S:
+            return False
+        self._last = now
+        error = record.exc_info[1]
+        record.msg, record.args = "rate-limit storage unreachable, requests are not limited meanwhile: %s", (error,)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+_outage_log = _StorageOutageLog()
+
+
+def init_app(app: Flask, settings: Settings) -> Limiter:
+    """Call after every blueprint is registered: the limits wrap `app.view_functions` by endpoint name."""
+    limiter = Limiter(
+        get_remote_address,
+        storage_uri=storage_uri(settings),
+        storage_options=_STORAGE_OPTIONS if storage_uri(settings) != "memory://" else {},
+        swallow_errors=True,  # fail open: an unreachable Redis must not turn intake into 500s
+        headers_enabled=False,  # Retry-After on refusals only (retry_after below), no X-RateLimit-* everywhere
+        key_prefix="furiwake-limits",
+    )
+    limiter.init_app(app)
+    logging.getLogger("flask-limiter").addFilter(_outage_log)
+    if settings.rate_limit_intake != RATE_LIMIT_OFF:
+        for endpoint in INTAKE_ENDPOINTS:
+            _limit(app, limiter, endpoint, settings.rate_limit_intake, get_remote_address)
+    if settings.rate_limit_signin != RATE_LIMIT_OFF and SIGNIN_ENDPOINT in app.view_functions:
+        _limit(app, limiter, SIGNIN_ENDPOINT, settings.rate_limit_signin, signin_key)
+    app.register_error_handler(RateLimitExceeded, _refused)
+    app.extensions[EXTENSION] = limiter
+    return limiter
+
+
+def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, key: Any) -> None:
+    view: Any = app.view_functions[endpoint]
+    app.view_functions[endpoint] = limiter.limit(value, key_func=key, methods=["POST"])(view)
+
+
+def retry_after(app: Flask, error: RateLimitExceeded) -> int:
+    """Whole seconds until the refused limit's window resets (at least 1)."""
+    limiter: Limiter = app.extensions[EXTENSION]
+    try:
+        current = limiter.current_limit
+        if current is not None:
+            return max(1, math.ceil(current.window[0] - time.time()))  # window[0]: when it resets
+    except Exception:  # the storage went away between the refusal and now: the window's length will do
+        log.warning("rate-limit window unavailable for Retry-After", exc_info=True)
+    return max(1, int(error.limit.limit.get_expiry()))
+
+
+def _refused(error: RateLimitExceeded) -> ResponseReturnValue:
+    """429 with Retry-After: problem+json under /api/, the form again (nothing typed is lost) for a customer, a
+    short page for the sign-in."""
+    from flask import current_app
+
+    seconds = retry_after(current_app, error)
+    error.retry_after = seconds  # werkzeug's TooManyRequests turns this into the Retry-After header
+    headers = {"Retry-After": str(seconds)}
+    if request.endpoint == "web.submit":
+        lang = pick_language()
+        values = {name: request.form.get(name, "") for name in ("subject", "customer_email", "body")}
+        errors = [_FORM_TOO_MANY[lang].format(seconds=seconds)]
+        return render_template("form.html", lang=lang, t=texts(lang), values=values, errors=errors), 429, headers
+    if request.endpoint == SIGNIN_ENDPOINT:
+        detail = f"Too many sign-in attempts for this account from your address. Wait {seconds} s and try again."
+        page = render_template("agent/error.html", status=429, title="Too many attempts", detail=detail)
+        return page, 429, headers
+    error.description = f"Too many requests from your address ({error.description}). Retry in {seconds} s."
+    return handle_http_exception(error)

@@ -1,0 +1,92 @@
+"""Intake while the broker is down: the ticket is accepted at once and left `received` for the sweep.
+
+The ticket is committed before it is published, so a publish that waits for a dead broker only holds the client
+(and a gunicorn worker) for nothing. Each test breaks a broker of its own: a redis-server it starts and kills, a
+loopback port nothing listens on, a socket that accepts connections and never answers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from flask import Flask
+
+from core.messaging import CLASSIFY_QUEUE
+from tests.support.api import stored_tickets
+from tests.support.processes import free_port
+from tests.support.services import wait_for
+
+# Well above what an accepted ticket takes here (milliseconds) and below kombu's 2 s reconnection back-off.
+FAST = 1.5
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of the test's own on a spare loopback port, so the test may kill it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        assert wait_for(client.ping, attempts=50, delay=0.1) is None, "own redis-server did not start"
+        yield url, server
+    finally:
+        client.close()
+        server.kill()
+        server.wait(timeout=10)
+
+
+def _timed_post(app: Flask, body: str) -> tuple[dict, float]:
+    started = time.monotonic()
+    response = app.test_client().post("/api/v1/tickets", json={"body": body})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return response.get_json(), elapsed
+
+
+def test_a_broker_killed_mid_run_does_not_hold_intake(make_app: Callable[..., Flask], own_redis) -> None:
+    url, server = own_redis
+    app = make_app(broker_url=url)
+    before, _ = _timed_post(app, "届きますか")
+    assert before["status"] == "queued"
+    assert redis.Redis.from_url(url).llen(CLASSIFY_QUEUE) == 1
+
+    server.kill()
+    server.wait(timeout=10)
+    # Several in a row: the first finds the pooled connection broken, the next ones must not wait to reconnect.
+    for attempt in range(3):
+        created, elapsed = _timed_post(app, f"停止中の問い合わせ {attempt}")
+        assert created["status"] == "received"
+        assert elapsed < FAST, f"request {attempt} waited {elapsed:.2f} s for a dead broker"
+    assert [ticket.status for ticket in stored_tickets(app)].count("received") == 3
+
+
+def test_a_closed_broker_port_does_not_hold_intake(make_app: Callable[..., Flask]) -> None:
+    app = make_app(broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    for attempt in range(3):
+        created, elapsed = _timed_post(app, f"問い合わせ {attempt}")
+        assert created["status"] == "received" and elapsed < FAST, f"{elapsed:.2f} s"
+
+
+def test_a_broker_that_never_answers_does_not_hold_intake(make_app: Callable[..., Flask]) -> None:
+    """A host that accepts the connection and then stays silent (hung, or a half-open link): without a socket
+    timeout the publish waits for ever."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshakes; nothing ever reads or answers
+        app = make_app(broker_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        created, elapsed = _timed_post(app, "応答のないブローカー")
+    assert created["status"] == "received" and elapsed < 2 * FAST, f"{elapsed:.2f} s"
