@@ -61,6 +61,15 @@ def _parse_thresholds(raw: str) -> dict[str, float]:
     return out
 
 
+def _intake_limit_default(env: Mapping[str, str], home: Path) -> str:
+    """Off in the embedded mode (`make run`: one machine, usually one client on loopback importing or replaying
+    tickets in bulk); per client IP otherwise, where the intake faces the public."""
+    database_url = env.get("DATABASE_URL", "").strip() or "sqlite:"
+    broker_url = env.get("BROKER_URL", "").strip() or "filesystem://"
+    embedded = database_url.startswith("sqlite") and broker_url.startswith("filesystem://")
+    return RATE_LIMIT_OFF if embedded else Settings.rate_limit_intake
+
+
 def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
     """`30/minute;300/hour` (flask-limiter's notation, checked here so a typo stops start-up), or `off`."""
     from limits import parse_many
@@ -158,7 +167,7 @@ class Settings:
             log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "text", LOG_FORMATS),
             secret_key=env.get("SECRET_KEY", "").strip() or DEV_SECRET_KEY,
-            rate_limit_intake=_rate_limit(env, "RATE_LIMIT_INTAKE", cls.rate_limit_intake),
+            rate_limit_intake=_rate_limit(env, "RATE_LIMIT_INTAKE", _intake_limit_default(env, home)),
             rate_limit_signin=_rate_limit(env, "RATE_LIMIT_SIGNIN", cls.rate_limit_signin),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
             sweep_after_seconds=_int(env, "SWEEP_AFTER_SECONDS", 120),

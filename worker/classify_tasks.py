@@ -79,8 +79,10 @@ def classify_ticket(requests: list[SimpleRequest]) -> None:
     try:
         predictor = context.current_model().predictor()
     except NoModelError as exc:
-        log.warning("no model yet (%s); retrying %d tickets later", exc, len(ids), extra={"ticket_ids": ids})
-        retry_or_fail(runtime, requests, str(exc))
+        # Not the tickets' fault, and no attempt of theirs: they stay pending, never `failed`, and the sweep sends
+        # them again every SWEEP_AFTER_SECONDS until a model is there (`furiwake train`, or a promotion).
+        log.warning("no model to route with (%s); %d tickets wait for one (the sweep re-sends them)", exc, len(ids),
+                    extra={"ticket_ids": ids})
         return
     try:
         outcome = route_batch(runtime, predictor, ids, thresholds)

@@ -169,8 +169,6 @@ def _check_csrf() -> None:
 
 def init_app(app: Flask) -> None:
     app.config.update(
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         # CSRFProtect's own before_request would also guard /api/; _check_csrf does instead.
         WTF_CSRF_CHECK_DEFAULT=False,

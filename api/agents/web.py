@@ -30,22 +30,15 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5
 QUEUE_PAGE = 100
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 
 @bp.after_request
 def protect_agent_page(response: Response) -> Response:
-    """Agent pages hold customers' personal data: not cached, not framed, no inline code.
+    """Agent pages hold customers' personal data: never cached. (Not framed, no inline code: api.security sends
+    those headers on every page.)
 
-    Every agents' blueprint (the queues here, the Models page) registers this same hook."""
-    response.headers["Content-Security-Policy"] = _CSP
+    Every agents' blueprint (the queues here, the Agents and Models pages) registers this same hook."""
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
     return response
 
 

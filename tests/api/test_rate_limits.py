@@ -127,3 +127,13 @@ def test_limit_settings_are_checked_at_start_up(name: str) -> None:
     assert getattr(Settings.from_env({name: "5/second; 100/hour"}), name.lower()) == "5/second; 100/hour"
     with pytest.raises(ConfigError, match=f"^{name}: "):
         Settings.from_env({name: "lots"})
+
+
+def test_the_intake_limit_is_off_by_default_only_in_the_embedded_mode() -> None:
+    """`make run` on one machine takes bulk imports from one client; a public deployment limits each IP."""
+    from core.config import Settings
+
+    assert Settings.from_env({}).rate_limit_intake == "off"
+    public = Settings.from_env({"DATABASE_URL": "postgresql://db/furiwake", "BROKER_URL": "redis://redis:6379/0"})
+    assert public.rate_limit_intake == "30/minute;300/hour"
+    assert Settings.from_env({"RATE_LIMIT_INTAKE": "5/minute"}).rate_limit_intake == "5/minute"

@@ -149,3 +149,24 @@ def test_a_batch_of_tickets_no_longer_pending_writes_nothing(runtime, sessions, 
     with sessions() as s:
         ticket = s.get(Ticket, uuid.UUID(ticket_id))
     assert (ticket.status, ticket.route, ticket.attempts) == ("routed", "Other", 0)
+
+
+def test_without_a_model_tickets_wait_pending_and_are_not_failed(runtime, sessions, tmp_path):
+    """A worker started before any model exists (or with its MODEL_DIR gone) leaves tickets pending for the sweep;
+    it neither fails them nor spends their retries."""
+    from celery_batches import SimpleRequest
+
+    from worker import classify_tasks, context
+    from worker.current_model import CurrentModel
+
+    ticket_id = _add(sessions, "パスワードを忘れました")
+    request = SimpleRequest(str(uuid.uuid4()), classify_tasks.CLASSIFY_TASK, (ticket_id,), {"attempt": 4}, {},
+                            "test", True, None, None, None)
+    context.install(context.WorkerContext(runtime, CurrentModel(tmp_path / "no-models-here")))
+    try:
+        classify_tasks.classify_ticket.run([request])
+    finally:
+        context.install(None)  # type: ignore[arg-type]
+    with sessions() as s:
+        ticket = s.get(Ticket, uuid.UUID(ticket_id))
+    assert ticket.status == "queued" and ticket.attempts == 0 and ticket.last_error is None
