@@ -27,8 +27,12 @@ def _assert_protected(response) -> None:
     assert response.headers["Referrer-Policy"] == "same-origin"
 
 
+# A fixed id: pytest-xdist's workers must collect the same parameters.
+UNKNOWN_TICKET = uuid.UUID("00000000-0000-4000-8000-000000000000")
+
+
 @pytest.mark.parametrize("url", ["/", "/?lang=en", "/healthz", "/api/v1/openapi.json", "/agent/login",
-                                 f"/tickets/{uuid.uuid4()}", f"/api/v1/tickets/{uuid.uuid4()}", "/no-such-page"])
+                                 f"/tickets/{UNKNOWN_TICKET}", f"/api/v1/tickets/{UNKNOWN_TICKET}", "/no-such-page"])
 def test_every_response_carries_the_security_headers(client, url: str) -> None:
     _assert_protected(client.get(url))
 
