@@ -45,7 +45,7 @@ def hana(app: Flask) -> AgentAccount:
 
 
 @pytest.fixture
-def browser(app: Flask, hana: AgentAccount) -> FlaskClient:
+def signed_in(app: Flask, hana: AgentAccount) -> FlaskClient:
     """Hana, signed in."""
     client = app.test_client()
     assert sign_in(client, hana.email).status_code == 303
@@ -65,12 +65,12 @@ def _one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> 
 
 @both_backends
 def test_deactivate_agent_refuses_the_open_session_and_tokens_at_once(app: Flask, furiwake, hana: AgentAccount,
-                                                                      browser: FlaskClient) -> None:
+                                                                      signed_in: FlaskClient) -> None:
     assert _api(app, hana.token) == 200
     result = furiwake("deactivate-agent", "HANA@example.jp")
     assert result.returncode == 0, result.stderr
     assert "deactivated agent hana@example.jp" in result.stdout
-    assert browser.get("/agent").status_code == 302
+    assert signed_in.get("/agent").status_code == 302
     assert _api(app, hana.token) == 401
     assert sign_in(app.test_client(), hana.email).status_code == 401
     again = furiwake("deactivate-agent", "hana@example.jp")
@@ -78,12 +78,12 @@ def test_deactivate_agent_refuses_the_open_session_and_tokens_at_once(app: Flask
 
 
 def test_activate_agent_lets_them_sign_in_but_old_tokens_stay_revoked(app: Flask, furiwake, hana: AgentAccount,
-                                                                      browser: FlaskClient) -> None:
+                                                                      signed_in: FlaskClient) -> None:
     assert furiwake("deactivate-agent", hana.email).returncode == 0
     result = furiwake("activate-agent", hana.email)
     assert result.returncode == 0, result.stderr
     assert "activated agent hana@example.jp" in result.stdout
-    assert browser.get("/agent").status_code == 302  # the session from before stays ended
+    assert signed_in.get("/agent").status_code == 302  # the session from before stays ended
     assert _api(app, hana.token) == 401
     client = app.test_client()
     assert sign_in(client, hana.email).status_code == 303 and client.get("/agent").status_code == 200
@@ -93,14 +93,14 @@ def test_activate_agent_lets_them_sign_in_but_old_tokens_stay_revoked(app: Flask
 
 
 def test_revoke_tokens_revokes_every_token_and_leaves_the_session(app: Flask, furiwake, hana: AgentAccount,
-                                                                  browser: FlaskClient) -> None:
+                                                                  signed_in: FlaskClient) -> None:
     second = furiwake("create-token", hana.email).stdout.strip()
     assert _api(app, second) == 200
     result = furiwake("revoke-tokens", hana.email)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "revoked 2 token(s) of hana@example.jp"
     assert _api(app, hana.token) == 401 and _api(app, second) == 401
-    assert browser.get("/agent").status_code == 200
+    assert signed_in.get("/agent").status_code == 200
     assert furiwake("revoke-tokens", hana.email).stdout.strip() == "revoked 0 token(s) of hana@example.jp"
 
 
