@@ -28,7 +28,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> int:
-    from core.artifacts import resolve
+    from core.artifacts import current_version, resolve
     from core.config import Settings
     from core.text import clean, prepare_many, tokenize
     from serving.predictor import Predictor
@@ -45,13 +45,15 @@ def main() -> int:
     texts = corpus.texts
     out: dict[str, float | str] = {}
 
+    scratch = tempfile.TemporaryDirectory()  # the model trained here serves the figures when none is current
+    trained: Path | None = None
     if not args.skip_train:
-        with tempfile.TemporaryDirectory() as tmp:
-            started = time.monotonic()
-            result = train(corpus, Path(tmp), progress=None)
-            out["train_bundled_s"] = round(time.monotonic() - started, 1)
-            out["train_epochs"] = result.meta.epochs_run or 0
-            out["train_rows"] = result.meta.counts.rows or 0
+        started = time.monotonic()
+        result = train(corpus, Path(scratch.name), progress=None)
+        out["train_bundled_s"] = round(time.monotonic() - started, 1)
+        out["train_epochs"] = result.meta.epochs_run or 0
+        out["train_rows"] = result.meta.counts.rows or 0
+        trained = result.path
 
     cleaned = [clean(t) for t in texts]
     # The issue states tokenisation in sentences/s: the corpus split at 。！？!? and line breaks.
@@ -65,7 +67,18 @@ def main() -> int:
                 fn(t)
         out[name] = round(3 * len(inputs) / (time.perf_counter() - started))
 
-    model_path = args.model or resolve(None, Settings.from_env().model_dir)
+    model_dir = Settings.from_env().model_dir
+    if args.model is None and current_version(model_dir) is None and trained is None:
+        print(f"bench/predictor.py: no model in {model_dir}: run `furiwake train`, pass --model, or drop "
+              "--skip-train", file=sys.stderr)
+        return 1
+    if args.model is not None:
+        model_path: Path = args.model
+    elif current_version(model_dir) is not None:
+        model_path = resolve(None, model_dir)
+    else:
+        assert trained is not None  # checked above
+        model_path = trained
     predictor = Predictor(model_path)
     out["sequence_length"] = predictor.sequence_length
     sample = texts[:600]
