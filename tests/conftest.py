@@ -22,6 +22,9 @@ from tests.support.paths import CORPUS
 from tests.support.processes import Processes
 from tests.support.services import POSTGRES_ADMIN_URL, REDIS_SERVER, claim_redis_database, missing_service, wait_for
 
+# Fixtures for tests that stop a server of their own (own_redis, own_postgres).
+pytest_plugins = ["tests.support.own_services"]
+
 
 @pytest.hookimpl(tryfirst=True)  # before the -m deselection reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,8 +14,8 @@ import pytest
 
 # mark -> the fixtures that imply it (their dependants inherit it through the closure)
 DERIVED: dict[str, frozenset[str]] = {
-    "postgres": frozenset({"postgres_server", "empty_postgres_url", "postgres_url"}),
-    "redis": frozenset({"redis_url"}),  # the API app (make_app) and a worker on Redis depend on it
+    "postgres": frozenset({"postgres_server", "empty_postgres_url", "postgres_url", "own_postgres"}),
+    "redis": frozenset({"redis_url", "own_redis"}),  # the API app (make_app) and a worker on Redis depend on it
     "browser": frozenset({"browser"}),
     "e2e": frozenset({"processes"}),
     "slow": frozenset({"trained_model_dir", "processes"}),
