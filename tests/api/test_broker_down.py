@@ -7,46 +7,20 @@ loopback port nothing listens on, a socket that accepts connections and never an
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 import redis
 from flask import Flask
 
 from core.messaging import CLASSIFY_QUEUE
 from tests.support.api import stored_tickets
+from tests.support.own_services import OwnRedis
 from tests.support.processes import free_port
-from tests.support.services import wait_for
 
 # Well above what an accepted ticket takes here (milliseconds) and below kombu's 2 s reconnection back-off.
 FAST = 1.5
-
-
-@pytest.fixture
-def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of the test's own on a spare loopback port, so the test may kill it."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        assert wait_for(client.ping, attempts=50, delay=0.1) is None, "own redis-server did not start"
-        yield url, server
-    finally:
-        client.close()
-        server.kill()
-        server.wait(timeout=10)
 
 
 def _timed_post(app: Flask, body: str) -> tuple[dict, float]:
@@ -57,15 +31,14 @@ def _timed_post(app: Flask, body: str) -> tuple[dict, float]:
     return response.get_json(), elapsed
 
 
-def test_a_broker_killed_mid_run_does_not_hold_intake(make_app: Callable[..., Flask], own_redis) -> None:
-    url, server = own_redis
+def test_a_broker_killed_mid_run_does_not_hold_intake(make_app: Callable[..., Flask], own_redis: OwnRedis) -> None:
+    url = own_redis.url
     app = make_app(broker_url=url)
     before, _ = _timed_post(app, "届きますか")
     assert before["status"] == "queued"
     assert redis.Redis.from_url(url).llen(CLASSIFY_QUEUE) == 1
 
-    server.kill()
-    server.wait(timeout=10)
+    own_redis.stop()
     # Several in a row: the first finds the pooled connection broken, the next ones must not wait to reconnect.
     for attempt in range(3):
         created, elapsed = _timed_post(app, f"停止中の問い合わせ {attempt}")
