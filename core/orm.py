@@ -177,6 +177,57 @@ class TicketEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# A conversation entry: what it is. The customer's first message is the ticket itself (tickets.body, what the model
+# routes); every later entry is a Message.
+MESSAGE_KINDS = (
+    "customer",  # a customer's reply (e-mail threaded onto the ticket, or the web/API)
+    "agent_reply",  # an agent's answer, e-mailed to the customer through the outbox
+    "note",  # an internal note: agents only, never sent
+    "acknowledgement",  # our automatic "we have your ticket" mail
+    "automatic",  # an auto-reply, out-of-office or bounce the ticket received: shown, never routed or answered
+)
+# Outbound mail only (agent_reply, acknowledgement): the outbox's state. `pending` is sent by a task with retries;
+# `bounced` is a delivery-status report that came back for it.
+DELIVERY_STATES = ("pending", "sent", "failed", "bounced")
+
+
+class Message(Base):
+    """One entry of a ticket's conversation after its first message, in order of created_at."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("kind", MESSAGE_KINDS), name="ck_messages_kind"),
+        CheckConstraint("delivery IS NULL OR " + _in("delivery", DELIVERY_STATES), name="ck_messages_delivery"),
+        Index("ix_messages_ticket_created", "ticket_id", "created_at", "id"),
+        # The outbox sweep: outbound mail still pending, oldest first.
+        Index("ix_messages_delivery_created", "delivery", "created_at"),
+        # The acknowledgement limit: what we sent one address lately.
+        Index("ix_messages_recipient_created", "recipient", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))  # email, web, api, agent
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(998))
+    body: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))  # of an outbound mail: ja or en
+    # RFC 5322 ids: ours for outbound mail (fixed before the first attempt, so a retry sends the same id), the
+    # sender's for inbound; threading looks replies up by them.
+    message_id: Mapped[str | None] = mapped_column(String(998), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str | None] = mapped_column(Text)
+    automatic: Mapped[str | None] = mapped_column(String(200))  # why inbound mail was judged automatic
+    delivery: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class InboundEmail(Base):
     """Every mail a webhook received: accepted (with its ticket), duplicate, or rejected with the reason."""
 
