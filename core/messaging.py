@@ -51,7 +51,8 @@ def configure_celery(app: Celery, settings: Settings) -> Celery:
     """
     app.conf.broker_url = settings.broker_url
     transport_options: dict[str, object] = {
-        # Redis: an unacknowledged message returns to the queue after this long if its worker vanished.
+        # Redis: an unacknowledged message returns to the queue after this long if its worker vanished. Long,
+        # since a worker holds ETA messages (retries) unacknowledged too; the sweep re-sends such tickets sooner.
         "visibility_timeout": 3600,
     }
     if settings.embedded_broker:
@@ -80,8 +81,10 @@ def configure_celery(app: Celery, settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         task_default_queue=CLASSIFY_QUEUE,
         task_ignore_result=True,
-        # A ticket is acknowledged only after its route is written; a worker killed mid-batch loses nothing,
-        # the broker redelivers (and the sweep re-enqueues whatever still waits).
+        # A ticket is acknowledged only after its route is written. A classify batch whose child dies is sent
+        # again by the worker's parent (worker.batching); a plain task (the sweep) is requeued
+        # (task_reject_on_worker_lost). Messages of a worker killed whole wait for the visibility timeout, and
+        # their tickets for the sweep, which comes first (docs/operations.md).
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         # celery-batches needs prefetch > batch size, or a batch never fills before the flush timer.

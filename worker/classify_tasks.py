@@ -8,11 +8,11 @@ is configured, and the per-process context installed, by the entry module worker
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 from celery import Celery
-from celery_batches import Batches, SimpleRequest
+from celery_batches import SimpleRequest
 from sqlalchemy.exc import DBAPIError
 
 from core.artifacts import NoModelError
@@ -20,6 +20,7 @@ from core.config import Settings
 from core.messaging import CLASSIFY_QUEUE, CLASSIFY_TASK, NOOP_TASK, SWEEP_TASK, enqueue_classification
 from core.runtime import Runtime
 from worker import context, retry, routing
+from worker.batching import RearmingBatches
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,13 @@ def route_batch(runtime: Runtime, predictor, ticket_ids: Sequence[str],  # type:
     return plan.outcome
 
 
-def retry_or_fail(runtime: Runtime, requests: Sequence[SimpleRequest], error: str) -> None:
-    """Send each ticket again after worker.retry's backoff; once it gives up, mark the ticket `failed`, error kept."""
+def retry_or_fail(runtime: Runtime, requests: Sequence[SimpleRequest], error: str,
+                  policy: Callable[[int], retry.Retry | None] = retry.after_failure) -> None:  # fmt: skip
+    """Send each ticket again as `policy` (worker.retry) says; once it gives up, mark the ticket `failed`."""
     give_up = []
     for request in requests:
         ticket_id = request.args[0]
-        step = retry.after_failure(int(request.kwargs.get("attempt", 0)))
+        step = policy(int(request.kwargs.get("attempt", 0)))
         if step is None:
             give_up.append(ticket_id)
             continue
@@ -69,7 +71,22 @@ def retry_or_fail(runtime: Runtime, requests: Sequence[SimpleRequest], error: st
             log.exception("could not mark %d tickets failed", len(give_up), extra={"ticket_ids": give_up})
 
 
-@app.task(base=Batches, name=CLASSIFY_TASK, acks_late=True)
+class ClassifyBatches(RearmingBatches):
+    """The classify task's batching: a batch whose child died is sent again through worker.retry's policy for lost
+    workers (worker.batching says why), so a ticket that kills its child every time ends `failed` after its third
+    loss.
+
+    This runs in the worker's parent, in its event loop: publishing is quick, and only the last try's loss writes to
+    the database (one UPDATE) through the parent's own Runtime (its children drop their inherited copies of its pool).
+    """
+
+    abstract = True
+
+    def on_batch_lost(self, requests: Sequence[SimpleRequest], reason: str) -> None:
+        retry_or_fail(context.current().runtime, requests, f"worker process lost: {reason}", retry.after_worker_lost)
+
+
+@app.task(base=ClassifyBatches, name=CLASSIFY_TASK, acks_late=True)
 def classify_ticket(requests: list[SimpleRequest]) -> None:
     """Route a batch of tickets (celery-batches gathers up to CLASSIFY_BATCH_SIZE messages per model call)."""
     worker = context.current()
