@@ -58,7 +58,8 @@ def resolve(model: Path | None, model_dir: Path) -> Path:
         raise NoModelError(f"no trained model in {model_dir}; run `furiwake train` (or `make train`) first")
     path = version_dir(model_dir, version)
     if not (path / META_FILE).is_file():
-        raise NoModelError(f"{model_dir}/CURRENT names {version!r}, but {path} holds no model")
+        raise NoModelError(f"{model_dir}/CURRENT names {version!r}, but {path} holds no model (no {META_FILE}); "
+                           "run `furiwake train`, or `furiwake model rollback` to a version that exists")
     return path
 
 

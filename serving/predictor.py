@@ -11,6 +11,7 @@ them all when it loads a version (~4 s): a shape first met under load would stal
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,21 @@ def length_sizes(sequence_length: int) -> tuple[int, ...]:
     return tuple(size for size in (8, 16, 32, 64, 128, 256, 512) if size < sequence_length) + (sequence_length,)
 
 
+class UnreadableModelError(ValueError):
+    """A version's model.keras that is missing or not a Keras archive; the message names the file."""
+
+
+def model_file(version_path: Path) -> Path:
+    """The version's model.keras, checked first: Keras says "File not found" for a file that is there but is not
+    a zip archive (truncated, overwritten), which sends an operator looking for the wrong problem."""
+    path = version_path / "model.keras"
+    if not path.is_file():
+        raise UnreadableModelError(f"{path} is missing")
+    if not zipfile.is_zipfile(path):
+        raise UnreadableModelError(f"{path} is not a Keras archive (a .keras zip file): damaged or truncated")
+    return path
+
+
 class Predictor:
     """A loaded model version. Build it after the worker forks (worker_process_init), once per process."""
 
@@ -56,7 +72,7 @@ class Predictor:
         self.labels: list[str] = list(self.meta.labels)
         self.thresholds: dict[str, float] = dict(self.meta.thresholds)
         self.sequence_length: int = int(self.meta.model.sequence_length)
-        self.model = keras.saving.load_model(version_path / "model.keras", compile=False)
+        self.model = keras.saving.load_model(model_file(version_path), compile=False)
         self._vectorize = compiled.vectorizer(self.model)
         self._classify, self._bidirectional = compiled.classifier(self.model)
         self._length_sizes = length_sizes(self.sequence_length)
