@@ -34,6 +34,19 @@ def _summary(errors: Mapping[str, Any]) -> str:
     return "; ".join(f"{field}: {text(messages)}" for field, messages in errors.items())
 
 
+def read_body(req: flask.Request, cache: bool = True) -> bytes:
+    """The whole request body, or a 413 when it is larger than MAX_CONTENT_LENGTH.
+
+    With a Content-Length over the limit werkzeug refuses before reading anything. A body without one (chunked;
+    gunicorn marks such input terminated) is read only up to the limit, and werkzeug then stops there without an
+    error, so a larger body would arrive silently cut short: a body that fills the limit is refused instead."""
+    raw = req.get_data(cache=cache)
+    limit = req.max_content_length
+    if req.content_length is None and limit is not None and len(raw) >= limit:
+        flask.abort(413)
+    return raw
+
+
 class ProblemParser(FlaskParser):
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
@@ -42,7 +55,7 @@ class ProblemParser(FlaskParser):
                 f"Send the request body as application/json, not {req.mimetype or 'no Content-Type'}.",
                 type=UNSUPPORTED_MEDIA_TYPE,
             )
-        raw = req.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+        raw = read_body(req)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -82,24 +82,40 @@ class TicketCreatedSchema(ma.Schema):
         return url_for("tickets.TicketItem", ticket_id=ticket.id)
 
 
+class PublicTicketSchema(ma.Schema):
+    """What anyone holding a ticket's link may read: the link travels in e-mails, browser histories and chat logs,
+    so it carries only what the customer needs to follow the ticket, never the text, the address or model scores."""
+
+    id = fields.UUID(required=True)
+    reference = fields.String(required=True, metadata={"description": "Short reference to quote to a person"})
+    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    route = fields.String(
+        required=True, allow_none=True, metadata={"enum": [*ROUTES, None], "description": "The team; null until routed"}
+    )
+    created_at = fields.DateTime(required=True, format="iso")
+
+
 class TicketSchema(ma.Schema):
-    id = fields.UUID()
-    reference = fields.String()
-    channel = fields.String(metadata={"enum": ["web", "email", "api"]})
-    subject = fields.String(allow_none=True)
-    body = fields.String()
-    customer_name = fields.String(allow_none=True)
-    customer_email = fields.String(allow_none=True)
-    status = fields.String(metadata={"enum": list(STATUSES)})
-    route = fields.String(allow_none=True, metadata={"enum": list(ROUTES)})
-    confidence = fields.Float(allow_none=True)
-    scores = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
-    model_version = fields.String(allow_none=True)
-    attempts = fields.Integer()
-    last_error = fields.String(allow_none=True)
-    created_at = fields.DateTime(format="iso")
-    queued_at = fields.DateTime(format="iso", allow_none=True)
-    routed_at = fields.DateTime(format="iso", allow_none=True)
+    """The whole ticket, for agents. Every field is always present (null when unknown), hence `required`: it also
+    keeps this schema and PublicTicketSchema apart where a response may be either (oneOf)."""
+
+    id = fields.UUID(required=True)
+    reference = fields.String(required=True)
+    channel = fields.String(required=True, metadata={"enum": ["web", "email", "api"]})
+    subject = fields.String(required=True, allow_none=True)
+    body = fields.String(required=True)
+    customer_name = fields.String(required=True, allow_none=True)
+    customer_email = fields.String(required=True, allow_none=True)
+    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    route = fields.String(required=True, allow_none=True, metadata={"enum": [*ROUTES, None]})
+    confidence = fields.Float(required=True, allow_none=True)
+    scores = fields.Dict(required=True, keys=fields.String(), values=fields.Float(), allow_none=True)
+    model_version = fields.String(required=True, allow_none=True)
+    attempts = fields.Integer(required=True)
+    last_error = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True, format="iso")
+    queued_at = fields.DateTime(required=True, format="iso", allow_none=True)
+    routed_at = fields.DateTime(required=True, format="iso", allow_none=True)
 
 
 def encode_cursor(position: Position) -> str:

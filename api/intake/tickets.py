@@ -1,4 +1,8 @@
-"""The JSON API of tickets: create (idempotent), read one, list (the agents' queue)."""
+"""The JSON API of tickets: create (idempotent), read one, list (the agents' queue).
+
+Reading one ticket is open to anyone holding its id (the customer's page polls it), so without an agent's bearer
+token it answers the public view only (PublicTicketSchema: status, team, reference); with one, the whole ticket.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,16 @@ import uuid
 from typing import Any
 
 import structlog
-from flask import abort, url_for
+from flask import abort, jsonify, request, url_for
 from flask.views import MethodView
+from werkzeug.wrappers import Response
 
-from api.access import agents_only
+from api.access import BEARER_SCHEME, agents_only, authenticate_bearer
 from api.openapi import ProblemBlueprint
 from api.problems import IDEMPOTENCY_KEY_REUSED, raise_problem
 from api.schemas import (
     IdempotencyHeaderSchema,
+    PublicTicketSchema,
     TicketCreatedSchema,
     TicketInSchema,
     TicketListQuerySchema,
@@ -81,11 +87,37 @@ class TicketCollection(MethodView):
         return {"items": page, "next_cursor": encode_cursor(last) if last else None}
 
 
+_public_ticket = PublicTicketSchema()
+_full_ticket = TicketSchema()
+
+
 @blp.route("/<uuid:ticket_id>")
 class TicketItem(MethodView):
-    @blp.response(200, TicketSchema)
+    @blp.doc(
+        security=[{}, {BEARER_SCHEME: []}],
+        responses={
+            "200": {
+                "description": "Without a token, the public view (status, team, reference); with an agent's "
+                "bearer token, the whole ticket with its text, customer and model scores",
+                "content": {"application/json": {"schema": {"oneOf": [PublicTicketSchema, TicketSchema]}}},
+            }
+        },
+    )
+    @blp.alt_response(401, response="UNAUTHORIZED")
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, ticket_id: uuid.UUID) -> Ticket:
-        """One ticket with its route, confidence and scores once the worker has classified it."""
+    def get(self, ticket_id: uuid.UUID) -> Response:
+        """One ticket: its status and route for anyone with the link; everything, for an agent's token.
+
+        A request that sends credentials and fails them gets a 401 rather than the public view, so an agent's
+        client with a revoked token learns it instead of silently reading less."""
+        for_agent = "Authorization" in request.headers
         with unit_of_work() as session:
-            return get_ticket(session, ticket_id) or abort(404, "No ticket with this id.")
+            if for_agent:
+                authenticate_bearer()
+            ticket = get_ticket(session, ticket_id) or abort(404, "No ticket with this id.")
+            response = jsonify((_full_ticket if for_agent else _public_ticket).dump(ticket))
+        response.vary.add("Authorization")
+        if for_agent:
+            response.cache_control.private = True
+            response.cache_control.no_store = True
+        return response

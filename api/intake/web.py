@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
 import structlog
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from api.i18n import pick_language, texts
+from api.parsing import read_body
 from api.schemas import Text, TicketFieldsSchema
 from api.services import current_runtime, unit_of_work
+from core.orm import PENDING_STATUSES, STATUSES
+from core.routes import ROUTES
 from core.tickets import NewTicket, get_ticket, submit_ticket
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,25 @@ _form_schema = TicketFormSchema()
 _UNSTORABLE = set(Text.default_error_messages.values())
 
 
+@bp.url_value_preprocessor
+def _read_form_body(endpoint: str | None, _values: dict[str, object] | None) -> None:
+    """Read a form post's body before anything parses it (URL preprocessors run before the CSRF check): a body
+    past the size limit is a 413 rather than a form cut short, and bytes that are not UTF-8 are noted for submit()
+    to refuse; werkzeug would otherwise keep them as literal `%FF` text or drop the whole form."""
+    if endpoint != "web.submit" or request.method != "POST":
+        return
+    raw = read_body(request)  # cached: the form is parsed from these bytes afterwards
+    g.form_undecodable = request.mimetype == "application/x-www-form-urlencoded" and not _is_utf8_form(raw)
+
+
+def _is_utf8_form(raw: bytes) -> bool:
+    try:
+        urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
 @bp.get("/")
 def form() -> str:
     lang = pick_language()
@@ -56,9 +79,12 @@ def form() -> str:
 
 @bp.post("/")
 def submit() -> Response | tuple[str, int]:
-    """The one place a form submission is handled (the CSRF check of a later issue goes here)."""
+    """The one place a form submission is handled; its CSRF token was checked before (api.agents.auth)."""
     lang = pick_language()
     values = {name: request.form.get(name, "") for name in _FORM_FIELDS}
+    if g.get("form_undecodable"):
+        errors = [texts(lang)["error_other"]]
+        return render_template("form.html", lang=lang, t=texts(lang), values=values, errors=errors), 400
     try:
         fields = _form_schema.load(values)
     except ma.ValidationError as error:
@@ -84,15 +110,42 @@ def _error_messages(messages: Mapping[str, Any], lang: str) -> list[str]:
 
 @bp.get("/tickets/<uuid:ticket_id>")
 def ticket_page(ticket_id: uuid.UUID) -> str:
+    """What the customer needs to follow the ticket: reference, status, team, what happens next.
+
+    Anyone holding the link sees this page, so it shows neither the text nor the e-mail address, and no model
+    scores (the route may be an agent's since). The page's script polls the public JSON view for changes."""
     with unit_of_work() as session:
         ticket = get_ticket(session, ticket_id)
         if ticket is None:
             abort(404)
         lang = pick_language()
+        t = texts(lang)
         return render_template(
             "ticket.html",
             lang=lang,
-            t=texts(lang),
+            t=t,
             ticket=ticket,
+            labels=status_and_route_labels(t),
+            next_steps=next_steps(t, has_email=bool(ticket.customer_email)),
             api_url=url_for("tickets.TicketItem", ticket_id=ticket.id),
         )
+
+
+def status_and_route_labels(t: Mapping[str, str]) -> dict[str, str]:
+    """Every status and every route in words; built from the model's lists, so a new status cannot show blank."""
+    return {
+        **{status: t[f"status_{status}"] for status in STATUSES},
+        **{route: t[f"route_{route}"] for route in ROUTES},
+    }
+
+
+def next_steps(t: Mapping[str, str], *, has_email: bool) -> dict[str, str]:
+    """What happens next, per status: the page's script swaps it when the status changes."""
+    reply = t["next_reply_email" if has_email else "next_reply_no_email"]
+
+    def step(status: str) -> str:
+        if status in PENDING_STATUSES:
+            return t["next_pending"]
+        return t["next_resolved"] if status == "resolved" else reply
+
+    return {status: step(status) for status in STATUSES}

@@ -1,9 +1,11 @@
-// Polls the ticket's JSON once a second and shows the route as soon as the worker has written it.
+// Polls the ticket's public JSON view once a second and shows the status, team and next step as soon as the
+// worker has routed it. Only textContent is written: nothing from the response is ever parsed as HTML.
 (function () {
   "use strict";
   var list = document.getElementById("ticket");
   if (!list) { return; }
   var labels = JSON.parse(list.dataset.labels);
+  var nextSteps = JSON.parse(list.dataset.next);
   var statusCell = document.getElementById("status");
   var pending = { received: true, queued: true };
 
@@ -11,8 +13,7 @@
     statusCell.textContent = labels[ticket.status] || ticket.status;
     statusCell.dataset.status = ticket.status;
     document.getElementById("route").textContent = ticket.route ? (labels[ticket.route] || ticket.route) : "—";
-    document.getElementById("confidence").textContent =
-      ticket.confidence === null ? "—" : Math.round(ticket.confidence * 100) + "%";
+    document.getElementById("next-step").textContent = nextSteps[ticket.status] || "";
   }
 
   function poll() {

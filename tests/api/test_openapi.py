@@ -40,10 +40,12 @@ def test_listing_and_reading_document_their_schemas(document: dict) -> None:
     assert set(document["components"]["schemas"][page_schema]["properties"]) == {"items", "next_cursor"}
     item = document["paths"]["/api/v1/tickets/{ticket_id}"]["get"]
     assert "404" in item["responses"]
-    ticket_schema = _ref_name(item["responses"]["200"]["content"]["application/json"])
-    assert {"route", "confidence", "scores", "status"} <= set(
-        document["components"]["schemas"][ticket_schema]["properties"]
+    public, full = (
+        _ref_name({"schema": s}) for s in item["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
     )
+    schemas = document["components"]["schemas"]
+    assert set(schemas[public]["properties"]) == {"id", "reference", "status", "route", "created_at"}  # no token
+    assert {"route", "confidence", "scores", "status", "body"} <= set(schemas[full]["properties"])  # an agent's
 
 
 def test_errors_are_documented_as_problem_details(document: dict) -> None:

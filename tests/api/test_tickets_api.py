@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import update
 
 from core.orm import Ticket, utcnow
+from tests.support.agents import make_agent
 from tests.support.api import DEAD_BROKER_URL, assert_problem, count_tickets, queued_ticket_ids, stored_tickets
 from tests.support.backends import both_backends
 
@@ -17,6 +18,7 @@ TICKET_FIELDS = {
     "id", "reference", "channel", "subject", "body", "customer_name", "customer_email", "status", "route",
     "confidence", "scores", "model_version", "attempts", "last_error", "created_at", "queued_at", "routed_at",
 }  # fmt: skip
+PUBLIC_FIELDS = {"id", "reference", "status", "route", "created_at"}
 
 
 @both_backends
@@ -42,9 +44,12 @@ def test_create_stores_enqueues_and_marks_queued(app: Flask, client, broker) -> 
 
 
 @both_backends
-def test_get_returns_every_field_in_iso_utc(app: Flask, client) -> None:
+def test_get_with_an_agents_token_returns_every_field_in_iso_utc(app: Flask, client) -> None:
+    bearer = {"Authorization": f"Bearer {make_agent(app).token}"}
     created = client.post("/api/v1/tickets", json={"body": "請求書を再発行してください"}).get_json()
-    fetched = client.get(created["url"]).get_json()
+    response = client.get(created["url"], headers=bearer)
+    assert "no-store" in response.headers["Cache-Control"] and "Authorization" in response.headers["Vary"]
+    fetched = response.get_json()
     assert set(fetched) == TICKET_FIELDS
     assert fetched["id"] == created["id"] and fetched["status"] == "queued" and fetched["channel"] == "api"
     assert fetched["route"] is None and fetched["scores"] is None and fetched["routed_at"] is None
@@ -60,11 +65,39 @@ def test_get_returns_every_field_in_iso_utc(app: Flask, client) -> None:
             .values(status="routed", route="Payment", confidence=0.91, score_account=0.04, score_payment=0.91,
                     score_other=0.05, model_version="v7", routed_at=utcnow())
         )  # fmt: skip
-    fetched = client.get(created["url"]).get_json()
+    fetched = client.get(created["url"], headers=bearer).get_json()
     assert (fetched["status"], fetched["route"], fetched["confidence"]) == ("routed", "Payment", 0.91)
     assert fetched["scores"] == {"Account": 0.04, "Payment": 0.91, "Other": 0.05}
     assert fetched["model_version"] == "v7"
     assert datetime.fromisoformat(fetched["routed_at"]).utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+@both_backends
+def test_get_without_a_token_shows_only_the_public_view(app: Flask, client) -> None:
+    created = client.post(
+        "/api/v1/tickets", json={"body": "カードの請求が二重です", "subject": "二重請求",
+                                 "customer_email": "taro@example.jp", "customer_name": "山田太郎"},
+    ).get_json()  # fmt: skip
+    with app.extensions["furiwake"].sessions.begin() as session:
+        session.execute(
+            update(Ticket).where(Ticket.id == uuid.UUID(created["id"]))
+            .values(status="routed", route="Payment", confidence=0.91, score_payment=0.91, model_version="v7")
+        )  # fmt: skip
+    response = client.get(created["url"])
+    fetched = response.get_json()
+    assert set(fetched) == PUBLIC_FIELDS
+    assert fetched == {"id": created["id"], "reference": created["reference"], "status": "routed",
+                       "route": "Payment", "created_at": fetched["created_at"]}  # fmt: skip
+    text = response.get_data(as_text=True)
+    assert "taro@example.jp" not in text and "二重" not in text and "山田" not in text and "0.91" not in text
+    assert "Authorization" in response.headers["Vary"]
+
+
+@pytest.mark.parametrize("authorization", ["Bearer not-a-token", "Basic aW5ib3VuZDpz", "Bearer"])
+def test_get_with_bad_credentials_is_a_401_not_the_public_view(client, authorization: str) -> None:
+    created = client.post("/api/v1/tickets", json={"body": "質問"}).get_json()
+    problem = assert_problem(client.get(created["url"], headers={"Authorization": authorization}), 401)
+    assert "body" not in problem and "質問" not in str(problem)
 
 
 @both_backends

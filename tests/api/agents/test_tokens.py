@@ -103,4 +103,4 @@ def test_the_openapi_document_names_the_bearer_scheme(client) -> None:
     assert {"404", "422"} <= set(paths["/api/v1/tickets/{ticket_id}/route"]["post"]["responses"])
     # The customers' endpoints stay open.
     assert "security" not in paths["/api/v1/tickets"]["post"]
-    assert "security" not in paths["/api/v1/tickets/{ticket_id}"]["get"]
+    assert paths["/api/v1/tickets/{ticket_id}"]["get"]["security"] == [{}, {"bearerAuth": []}]  # a token: more
