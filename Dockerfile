@@ -12,8 +12,8 @@ COPY serving serving
 COPY cli cli
 COPY migrations migrations
 COPY data data
-RUN pip install --no-cache-dir -e ".[ml]" && useradd --create-home furiwake && mkdir -p /app/var /models \
+RUN pip install --no-cache-dir -e ".[ml]" && useradd --create-home furiwake && mkdir -p /app/var/metrics/worker /models \
     && chown -R furiwake /app/var /models
 USER furiwake
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "api.wsgi:app"]
+CMD ["gunicorn", "--config", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "2", "api.wsgi:app"]

@@ -32,13 +32,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask, api: ProblemApi) -> None:
-    from api import agents, health, model_versions
+    from api import agents, health, metrics, model_versions
     from api.email import bp as email_webhooks
     from api.intake import tickets, web
 
     api.register_blueprint(tickets.blp)
     app.register_blueprint(web.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)  # /metrics (Prometheus)
     app.register_blueprint(email_webhooks)  # /webhooks/email/{sendgrid,mailgun,postmark,raw}
     agents.init_app(app, api)  # /agent pages, sign-in, CSRF, bearer-token actions
     model_versions.init_app(app)  # /agent/models: versions, decisions, retrain and rollback buttons

@@ -26,6 +26,7 @@ from redis.retry import Retry
 
 from api.i18n import pick_language, texts
 from api.problems import handle_http_exception
+from core import metrics
 from core.config import RATE_LIMIT_OFF, Settings
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def _refused(error: RateLimitExceeded) -> ResponseReturnValue:
     short page for the sign-in."""
     from flask import current_app
 
+    metrics.rate_limited("signin" if request.endpoint == SIGNIN_ENDPOINT else "intake")
     seconds = retry_after(current_app, error)
     error.retry_after = seconds  # werkzeug's TooManyRequests turns this into the Retry-After header
     headers = {"Retry-After": str(seconds)}

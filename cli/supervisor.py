@@ -6,13 +6,15 @@ A child that dies on its own (a crash, an OOM kill) is restarted after a back-of
 supervisor says so on stderr; tickets wait in the database and the broker meanwhile. Only a child that keeps dying
 (CRASH_LIMIT times within CRASH_WINDOW_S) stops the whole router: that is a configuration error, not bad luck.
 
-The children inherit this process's environment untouched and read the same Settings from it (FURIWAKE_HOME's
-default does not depend on the current directory), so nothing is re-serialised for them. `python -u` keeps their
+The children inherit this process's environment, plus PROMETHEUS_MULTIPROC_DIR (metrics_env), and read the same
+Settings from it (FURIWAKE_HOME's default does not depend on the current directory), so nothing is re-serialised
+for them. `python -u` keeps their
 output unbuffered, as PYTHONUNBUFFERED would, without writing to the environment.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from typing import TextIO
 
 from api.security import plain_http_warning, require_secret_key
 from core.artifacts import current_version
-from core.config import Settings
+from core.config import METRICS_DIR_VARIABLE, Settings
 from core.migrate import upgrade
 
 BACKOFF_MAX_S = 30.0
@@ -40,9 +42,10 @@ def _python() -> list[str]:
 def commands(settings: Settings) -> dict[str, list[str]]:
     embedded = ["--without-mingle", "--without-gossip", "--without-heartbeat"] if settings.embedded_broker else []
     return {
-        "api": [*_python(), "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}",
-                "--workers", str(settings.web_concurrency), "--access-logfile", "-", "api.wsgi:app"],
-        "worker": [*_python(), "-m", "celery", "-A", "worker.classify_app", "worker", "-Q", "classify",
+        "api": [*_python(), "-m", "gunicorn", "--config", "python:api.gunicorn_conf",
+                "--bind", f"{settings.host}:{settings.port}", "--workers", str(settings.web_concurrency),
+                "--access-logfile", "-", "api.wsgi:app"],
+        "worker": [*_python(), "-m", "celery", "-A", "worker.classify_app", "worker", "-Q", "classify,mail",
                    "--concurrency", str(settings.worker_concurrency), "--loglevel", "INFO", *embedded],
         "beat": [*_python(), "-m", "celery", "-A", "worker.beat", "beat", "--loglevel", "INFO",
                  "--schedule", str(settings.home / "var" / "celerybeat-schedule")],
@@ -63,9 +66,10 @@ class _Child:
     restart_at: float | None = None  # set while waiting out a back-off
     consecutive: int = 0  # crashes since it last ran for a whole CRASH_WINDOW_S
     crashes: deque[float] = field(default_factory=deque)
+    env: Mapping[str, str] | None = None  # None: this process's environment
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv)
+        self.process = subprocess.Popen(self.argv, env=self.env)
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -86,11 +90,12 @@ def supervise(
     crash_window_s: float = CRASH_WINDOW_S,
     poll_s: float = 0.5,
     err: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> int:
     """Run every command until should_stop() (then stop them all: 0), restarting any that exits on its own; give
     up (non-zero) when one exits crash_limit times within crash_window_s."""
     err = err if err is not None else sys.stderr
-    children = [_Child(name, list(argv)) for name, argv in argvs.items()]
+    children = [_Child(name, list(argv), env=env) for name, argv in argvs.items()]
     for child in children:
         child.start()
     exit_code = 0
@@ -138,6 +143,19 @@ def _stop_all(children: list[_Child]) -> None:
             process.wait()
 
 
+def metrics_env(settings: Settings) -> dict[str, str]:
+    """The children's environment: this one plus PROMETHEUS_MULTIPROC_DIR, emptied for this run.
+
+    Every child writes its metrics there and the API's /metrics adds them up (core/metrics.py), so it must be set
+    before they start, and files a previous run left (processes long gone) must not be added to this run's.
+    """
+    directory = settings.metrics_dir or settings.home / "var" / "metrics"
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return {**os.environ, METRICS_DIR_VARIABLE: str(directory)}
+
+
 def train_bundled_model(settings: Settings) -> None:
     print(f"no model in {settings.model_dir} yet: training one on the bundled corpus (about 2 minutes)...",
           flush=True)
@@ -169,6 +187,6 @@ def run(settings: Settings, train_if_missing: bool = True) -> int:
     warning = plain_http_warning(settings)
     if warning:
         print(f"warning: {warning}\n", file=sys.stderr, flush=True)
-    exit_code = supervise(commands(settings), lambda: stopping)
+    exit_code = supervise(commands(settings), lambda: stopping, env=metrics_env(settings))
     print("stopped.", flush=True)
     return exit_code

@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from core import metrics
 from core.orm import Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
 from core.routes import ROUTES
 
@@ -350,10 +351,14 @@ def reroute(session: Session, ticket_id: uuid.UUID, route: str, agent_id: int | 
     if previous == route and not reviewing:
         return ticket, False
     now = utcnow()
+    predicted = model_route(ticket)
     session.add(Correction(
-        ticket_id=ticket.id, predicted_route=model_route(ticket) or previous, corrected_route=route,
+        ticket_id=ticket.id, predicted_route=predicted or previous, corrected_route=route,
         model_version=ticket.model_version, agent_id=agent_id, created_at=now,
     ))  # fmt: skip
+    if predicted is not None and predicted != route:  # the model was overruled (a confirmation is no override)
+        version = ticket.model_version
+        metrics.on_commit(session, lambda: metrics.route_overridden(predicted, route, version))
     if previous == route:
         _event(session, ticket, "reviewed", f"{route} confirmed", agent_id)
     else:

@@ -20,6 +20,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # What SECRET_KEY is when unset; accepted only in the embedded mode (SQLite + filesystem broker, one machine).
 DEV_SECRET_KEY = "dev-insecure-change-me"
 RATE_LIMIT_OFF = "off"
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name: it reads it too
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -84,6 +85,18 @@ def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _metrics_dir(env: Mapping[str, str]) -> Path | None:
+    """PROMETHEUS_MULTIPROC_DIR, which must exist: prometheus_client writes into it from the first metric on and
+    would fail there, in the middle of a request, instead of here at start-up."""
+    raw = env.get(METRICS_DIR_VARIABLE, "").strip()
+    if not raw:
+        return None
+    path = Path(raw).resolve()
+    if not path.is_dir():
+        raise ConfigError(f"{METRICS_DIR_VARIABLE}: {raw!r} is not a directory (create it, empty, before start-up)")
+    return path
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -129,7 +142,12 @@ class Settings:
     email_webhook_user: str = ""
     email_webhook_password: str = field(default="", repr=False)
     mailgun_signing_key: str = field(default="", repr=False)
+    # Prometheus (docs/operations.md, "Metrics"): the directory where every process of one installation writes its
+    # metric files (prometheus_client reads the variable itself, at import), and the bearer token /metrics asks for.
+    metrics_dir: Path | None = None
+    metrics_token: str = field(default="", repr=False)
     retrain: RetrainSettings = field(default_factory=lambda: RetrainSettings())
+    mail: MailSettings = field(default_factory=lambda: MailSettings())  # sending mail (docs/email.md)
     testing: bool = False
 
     @property
@@ -178,7 +196,10 @@ class Settings:
             email_webhook_user=env.get("EMAIL_WEBHOOK_USER", "").strip(),
             email_webhook_password=env.get("EMAIL_WEBHOOK_PASSWORD", "").strip(),
             mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY", "").strip(),
+            metrics_dir=_metrics_dir(env),
+            metrics_token=env.get("METRICS_TOKEN", "").strip(),
             retrain=RetrainSettings.from_env(env),
+            mail=MailSettings.from_env(env),
         )
         for name, value in (("WEB_CONCURRENCY", settings.web_concurrency),
                             ("WORKER_CONCURRENCY", settings.worker_concurrency),
@@ -261,4 +282,126 @@ class RetrainSettings:
                 raise ConfigError(f"{name}: must not be negative, got {value}")
         if settings.epochs < 1 or settings.lease_seconds < 30:
             raise ConfigError("RETRAIN_EPOCHS must be >= 1 and RETRAIN_LEASE_SECONDS >= 30")
+        return settings
+
+
+# --- Sending mail (docs/email.md, "Sending mail") -----------------------------------------------------------------
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+_SMTP_DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where outbound mail goes, parsed from SMTP_URL.
+
+    The scheme says the transport security outright, never "whatever the server offers": `smtp://` is plain (a
+    relay on loopback or a private network), `smtp+starttls://` requires STARTTLS (a server that does not offer it
+    is an error, never a silent fall back to plain text), `smtps://` is TLS from the first byte.
+    """
+
+    scheme: str
+    host: str
+    port: int
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    @classmethod
+    def parse(cls, raw: str) -> SmtpServer:
+        from urllib.parse import unquote, urlsplit
+
+        def bad(why: str) -> ConfigError:
+            shown = raw.split("@")[-1]  # never echo a password
+            return ConfigError(f"SMTP_URL: {why} (expected smtp://host:port, smtp+starttls://user:pass@host:587 "
+                               f"or smtps://user:pass@host:465), got ...{shown!r}")
+
+        parts = urlsplit(raw)
+        scheme = parts.scheme.lower()
+        if scheme not in SMTP_SCHEMES:
+            raise bad(f"the scheme must be one of {', '.join(SMTP_SCHEMES)}")
+        try:
+            port = parts.port or _SMTP_DEFAULT_PORTS[scheme]
+        except ValueError:
+            raise bad("the port is not a number") from None
+        if not parts.hostname:
+            raise bad("no host")
+        if parts.path not in ("", "/") or parts.query:
+            raise bad("a path or query means nothing here")
+        return cls(scheme, parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def _mail_from(raw: str) -> str:
+    """`support@example.com` or `Example Support <support@example.com>`: one address, with a domain (the Message-IDs
+    we make end in it)."""
+    from email.utils import parseaddr
+
+    _name, address = parseaddr(raw)
+    if not address or address.count("@") != 1 or not address.split("@")[1] or any(c.isspace() for c in address):
+        raise ConfigError(f"MAIL_FROM: expected an address like 'Support <support@example.com>', got {raw!r}")
+    return raw
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "yes", "1"):
+        return True
+    if raw in ("off", "false", "no", "0"):
+        return False
+    raise ConfigError(f"{name}: expected on or off, got {raw!r}")
+
+
+def _public_url(env: Mapping[str, str]) -> str:
+    """The address customers reach the ticket page at (the link in acknowledgements); by default the one
+    `furiwake run` serves (HOST, PORT)."""
+    from urllib.parse import urlsplit
+
+    raw = env.get("PUBLIC_URL", "").strip()
+    if not raw:
+        host = env.get("HOST", "").strip() or "127.0.0.1"
+        return f"http://{host}:{_int(env, 'PORT', 8000)}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"PUBLIC_URL: expected an http(s) URL like https://support.example.com, got {raw!r}")
+    return raw.rstrip("/")
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Outbound mail: agents' replies and acknowledgements (SMTP_URL, MAIL_FROM, ACKNOWLEDGE*, PUBLIC_URL)."""
+
+    smtp: SmtpServer | None = None  # None: no mail is sent; replies wait in the outbox, no acknowledgements
+    mail_from: str = ""
+    acknowledge: bool = True  # effective only with an SMTP server
+    acknowledge_max_per_hour: int = 3  # per recipient address: a mail loop or a flood gets at most this many
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_timeout_seconds: float = 30.0
+
+    @property
+    def sends(self) -> bool:
+        return self.smtp is not None
+
+    @property
+    def acknowledges(self) -> bool:
+        return self.smtp is not None and self.acknowledge
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MailSettings:
+        raw_url = env.get("SMTP_URL", "").strip()
+        smtp = SmtpServer.parse(raw_url) if raw_url else None
+        mail_from = env.get("MAIL_FROM", "").strip()
+        if mail_from:
+            mail_from = _mail_from(mail_from)
+        elif smtp is not None:
+            raise ConfigError("MAIL_FROM: required when SMTP_URL is set (e.g. 'Support <support@example.com>')")
+        settings = cls(
+            smtp=smtp,
+            mail_from=mail_from,
+            acknowledge=_switch(env, "ACKNOWLEDGE", True),
+            acknowledge_max_per_hour=_int(env, "ACKNOWLEDGE_MAX_PER_HOUR", cls.acknowledge_max_per_hour),
+            public_url=_public_url(env),
+        )
+        if settings.acknowledge_max_per_hour < 1:
+            raise ConfigError("ACKNOWLEDGE_MAX_PER_HOUR: must be at least 1 (ACKNOWLEDGE=off turns them off)")
         return settings

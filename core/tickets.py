@@ -14,6 +14,8 @@ from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core import metrics
+from core.mail_queue import acknowledge_new_ticket
 from core.messaging import enqueue_classification
 from core.orm import Ticket, new_reference, utcnow
 from core.runtime import Runtime
@@ -108,6 +110,7 @@ def create_ticket(session: Session, new: NewTicket, *, queued: bool = False) -> 
     )
     if not new.repeatable:
         session.add(ticket)  # nothing unique can clash (id and reference are random): no savepoint round trip
+        metrics.on_commit(session, lambda: metrics.ticket_received(new.channel))
         return ticket, True
     try:
         with session.begin_nested():
@@ -118,6 +121,7 @@ def create_ticket(session: Session, new: NewTicket, *, queued: bool = False) -> 
             raise  # some other constraint failed: a bug, not a retry
         _check_same_request(duplicate, new)
         return duplicate, False
+    metrics.on_commit(session, lambda: metrics.ticket_received(new.channel))
     return ticket, True
 
 
@@ -143,6 +147,7 @@ def store_queued(session: Session, new: NewTicket) -> tuple[Ticket, bool]:
         "queued_at": now,
     }
     session.connection().execute(_INSERT_TICKET, values)
+    metrics.on_commit(session, lambda: metrics.ticket_received(new.channel))
     return Ticket(**values), True
 
 
@@ -169,6 +174,7 @@ def publish(runtime: Runtime, ticket: Ticket) -> Ticket:
     sweep re-enqueues whatever is still pending after SWEEP_AFTER_SECONDS, so a broker outage or a crash between
     commit and publish loses nothing.
     """
+    acknowledge_new_ticket(runtime, ticket)  # its own short unit of work; never raises (core.mail_queue)
     try:
         enqueue_classification(runtime.celery, [str(ticket.id)])
     except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the sweep will retry

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 
 import serving.predictor  # noqa: F401  (pre-fork TensorFlow import, see the module docstring)
+from core.artifacts import NoModelError
 from core.config import Settings
 from core.logs import install_celery_logging
 from core.messaging import configure_celery
 from core.runtime import Runtime
-from worker import classify_tasks, context
+from worker import classify_tasks, context, mail_tasks  # noqa: F401  (mail_tasks registers send_mail and sweep_outbox)
 from worker.current_model import CurrentModel
 
 settings = Settings.from_env()
@@ -42,5 +43,16 @@ def _start_child(**_kwargs: object) -> None:
     model.reset_after_fork()
     try:
         model.predictor()
-    except Exception:  # noqa: BLE001 - no model yet is fine: tasks retry until one is trained
+    except NoModelError as exc:  # no usable model yet is fine: tickets wait pending until one is there
+        logging.getLogger(__name__).warning("worker child started without a model: %s", exc)
+    except Exception:  # noqa: BLE001 - anything else: the tasks report it again per batch
         logging.getLogger(__name__).warning("worker child started without a model", exc_info=True)
+
+
+@worker_process_shutdown.connect
+def _stop_child(pid: int | None = None, **_kwargs: object) -> None:
+    """A child that exits no longer serves its model: its live gauges leave /metrics (core/metrics.py)."""
+    if settings.metrics_dir is not None and pid is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, str(settings.metrics_dir))

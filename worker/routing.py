@@ -15,12 +15,13 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from core import metrics
 from core.orm import PENDING_STATUSES, Ticket, utcnow
 from core.text import prepare_many, ticket_text
 
@@ -40,6 +41,7 @@ class PendingTicket:
     id: uuid.UUID
     subject: str | None
     body: str
+    created_at: datetime | None = None  # for the received-to-routed latency metric
 
 
 @dataclass
@@ -57,6 +59,7 @@ class RoutingPlan:
     outcome: RoutingOutcome
     model_version: str
     params: list[dict[str, object]] = field(default_factory=list)
+    received_at: list[datetime | None] = field(default_factory=list)  # per params row: the ticket's created_at
 
 
 def _uuids(ticket_ids: Sequence[str]) -> list[uuid.UUID]:
@@ -73,9 +76,9 @@ def pending_tickets(session: Session, ticket_ids: Sequence[str]) -> PendingBatch
     """Read the tickets among `ticket_ids` that still wait for a route (invalid ids are dropped with a warning)."""
     ids = _uuids(ticket_ids)
     tickets = [
-        PendingTicket(row.id, row.subject, row.body)
+        PendingTicket(row.id, row.subject, row.body, row.created_at)
         for row in session.execute(
-            select(Ticket.id, Ticket.subject, Ticket.body)
+            select(Ticket.id, Ticket.subject, Ticket.body, Ticket.created_at)
             .where(Ticket.id.in_(ids), Ticket.status.in_(PENDING_STATUSES))
         )
     ]
@@ -105,6 +108,7 @@ def plan_routes(
             "b_account": prediction.probabilities["Account"], "b_payment": prediction.probabilities["Payment"],
             "b_other": prediction.probabilities["Other"],
         })
+        plan.received_at.append(ticket.created_at)
     return plan
 
 
@@ -125,6 +129,15 @@ def write_routes(session: Session, plan: RoutingPlan) -> None:
         )
     )
     session.connection().execute(statement, plan.params)
+    metrics.on_commit(session, lambda: _count_routed(plan))
+
+
+def _count_routed(plan: RoutingPlan) -> None:
+    """Counted from the plan once committed: a ticket an agent routed meanwhile is counted too (rare, and it was
+    classified all the same)."""
+    for row, received_at in zip(plan.params, plan.received_at, strict=True):
+        metrics.ticket_routed(str(row["b_status"]), str(row["b_route"]), plan.model_version,
+                              float(cast(float, row["b_confidence"])), received_at)
 
 
 def mark_failed(session: Session, ticket_ids: Sequence[str], error: str) -> None:
@@ -153,9 +166,11 @@ def stale_ticket_ids(session: Session, older_than_seconds: int, limit: int = 100
 
 
 def mark_queued(session: Session, ticket_ids: Sequence[str]) -> None:
+    """The sweep's re-enqueue: counted once committed, and the sweep commits only after the publish succeeded."""
     table = cast(Table, Ticket.__table__)
     session.connection().execute(
         update(table)
         .where(table.c.id.in_(_uuids(ticket_ids)), table.c.status.in_(PENDING_STATUSES))
         .values(status="queued", queued_at=utcnow())
     )
+    metrics.on_commit(session, lambda: metrics.sweep_requeued(len(ticket_ids)))

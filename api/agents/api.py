@@ -1,4 +1,5 @@
-"""The agents' JSON actions on tickets (bearer token): re-route, resolve. The listing stays in api.intake.tickets."""
+"""The agents' JSON actions on tickets (bearer token): re-route, resolve, reply, note. The listing stays in
+api.intake.tickets."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from flask.views import MethodView
 from marshmallow import fields, validate
 
 from api.access import agents_only, current_api_agent_id
+from api.agents.conversation import NoteIn, ReplyIn, add_note, send_reply
 from api.openapi import ProblemBlueprint
 from api.problems import raise_problem
-from api.schemas import TicketSchema
+from api.schemas import Text, TicketSchema, _not_blank
 from api.services import unit_of_work
 from core import agents as actions
 from core.orm import Ticket
@@ -72,3 +74,56 @@ class TicketResolve(MethodView):
     def post(self, ticket_id: uuid.UUID) -> Ticket:
         """Resolve a ticket; resolving it again changes nothing."""
         return _apply(actions.resolve, ticket_id, current_api_agent_id())
+
+
+class MessageInSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    body = Text(required=True, validate=[_not_blank, validate.Length(max=20_000)],
+                         metadata={"description": "Plain text; sent as written (replies) or kept for agents (notes)"})
+
+
+class MessageSchema(ma.Schema):
+    id = fields.Integer()
+    ticket_id = fields.UUID()
+    kind = fields.String(metadata={"enum": ["agent_reply", "note"]})
+    delivery = fields.String(allow_none=True, metadata={
+        "enum": ["pending", "sent", "failed", "bounced", None],
+        "description": "Replies: `pending` until the mail server accepted it (retried for a day), then `sent`; "
+                       "notes: null"})
+    recipient = fields.String(allow_none=True)
+    subject = fields.String(allow_none=True)
+    body = fields.String()
+    message_id = fields.String(allow_none=True, metadata={"description": "The RFC 5322 Message-ID the mail carries"})
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    created_at = fields.DateTime(format="iso")
+    sent_at = fields.DateTime(format="iso", allow_none=True)
+
+
+@blp.route("/<uuid:ticket_id>/replies")
+class TicketReplies(MethodView):
+    @agents_only
+    @blp.arguments(MessageInSchema, description="The reply, e-mailed to the customer")
+    @blp.response(202, MessageSchema, description="Stored and queued: the mail is sent by the mail worker")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="The ticket has no customer e-mail address")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    def post(self, fields: dict[str, Any], ticket_id: uuid.UUID) -> object:
+        """Reply to the customer by e-mail (subject `Re: … [T-…]`, threaded on their mail). The reply is stored
+        `pending` and sent by the mail worker, with retries for a day if the mail server is down; it is never sent
+        twice. 409 when the ticket has no customer e-mail address (an internal note is still possible)."""
+        return send_reply(ReplyIn(ticket_id, current_api_agent_id(), fields["body"]))
+
+
+@blp.route("/<uuid:ticket_id>/notes")
+class TicketNotes(MethodView):
+    @agents_only
+    @blp.arguments(MessageInSchema, description="The note, for agents only")
+    @blp.response(201, MessageSchema, description="The stored note")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    def post(self, fields: dict[str, Any], ticket_id: uuid.UUID) -> object:
+        """Add an internal note to the ticket: shown to agents in the conversation, never sent to the customer."""
+        return add_note(NoteIn(ticket_id, current_api_agent_id(), fields["body"]))

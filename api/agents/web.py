@@ -19,6 +19,7 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from api.agents import conversation
 from api.agents.auth import AgentUser, cookie_will_be_dropped, current_agent, login_required, safe_next
 from api.services import get_session, unit_of_work
 from core import agents as actions
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5
 QUEUE_PAGE = 100
+MAX_MESSAGE_CHARS = 20_000
 
 
 @bp.after_request
@@ -188,6 +190,8 @@ def ticket_page(ticket_id: uuid.UUID) -> str:
         ticket=ticket,
         routes=ROUTES,
         history=actions.history(db, ticket),
+        conversation=conversation.timeline(ticket.id),
+        names=names,
         owner=names.get(ticket.assigned_agent_id) if ticket.assigned_agent_id is not None else None,
         me=current_agent(),
         now=utcnow(),
@@ -240,4 +244,29 @@ def resolve(ticket_id: uuid.UUID) -> Response:
 def assign(ticket_id: uuid.UUID) -> Response:
     if _act(ticket_id, actions.assign, current_agent().agent_id):
         flash("Assigned to you.", "success")
+    return _back(ticket_id)
+
+
+@bp.post("/tickets/<uuid:ticket_id>/messages")
+@login_required
+def add_message(ticket_id: uuid.UUID) -> Response:
+    """The reply box: `Send reply` e-mails the text to the customer (through the outbox), `Add note` keeps it for
+    agents only."""
+    body = request.form.get("body", "")
+    kind = request.form.get("action", "")
+    if kind not in ("reply", "note"):
+        abort(400)
+    if not body.strip() or len(body) > MAX_MESSAGE_CHARS or "\x00" in body:  # PostgreSQL stores no NUL
+        flash(f"Write the {kind} first (at most {MAX_MESSAGE_CHARS} characters).", "error")
+        return _back(ticket_id)
+    message = conversation.ReplyIn(ticket_id, current_agent().agent_id, body)
+    if kind == "note":
+        conversation.add_note(message)
+        flash("Note added. Only agents see it.", "success")
+        return _back(ticket_id)
+    if not _load(ticket_id).customer_email:
+        flash("This ticket has no customer e-mail address: add a note instead.", "error")
+        return _back(ticket_id)
+    conversation.send_reply(message)
+    flash("Reply queued: it is e-mailed to the customer (see its state below).", "success")
     return _back(ticket_id)

@@ -17,13 +17,16 @@ from urllib.parse import parse_qsl
 
 from flask import Request
 
+from api.email.headers import returned_message_id
 from api.email.message import MailRejected
+from api.parsing import read_body
 
 
 @dataclass
 class Form:
     fields: dict[str, bytes] = field(default_factory=dict)
     files: int = 0  # file parts seen (attachments); their contents are dropped
+    report_ids: list[str] = field(default_factory=list)  # a returned mail's Message-ID (bounces attach it)
 
     def get(self, name: str) -> bytes | None:
         return self.fields.get(name)
@@ -35,7 +38,7 @@ class Form:
 
 def read_form(request: Request) -> Form:
     """The posted form; MailRejected if the body is neither multipart/form-data nor URL-encoded."""
-    body = request.get_data(cache=False)
+    body = read_body(request, cache=False)
     if request.mimetype == "application/x-www-form-urlencoded":
         # latin-1 maps every byte to one code point, so the percent-decoded bytes come back unchanged.
         pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
@@ -60,8 +63,12 @@ def read_form(request: Request) -> Form:
         param = part.get_param("name", header="content-disposition")
         if part.get_filename() is not None:
             form.files += 1
+            original = returned_message_id(part)
+            if original:
+                form.report_ids.append(original)
         elif param is not None:
             payload = part.get_payload(decode=True)
             name = collapse_rfc2231_value(param)
             form.fields.setdefault(name, payload if isinstance(payload, bytes) else b"")
     return form
+

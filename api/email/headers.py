@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from email.header import Header, decode_header
+from email.message import Message
+from email.parser import HeaderParser
+from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
 from api.email.charsets import Decoded, Undecodable, decode_bytes
 
 _FOLDING = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+REPORT_SCAN = 64 * 1024
 
 
 def decode_header_value(value: str | Header | None) -> tuple[str, list[str]]:
@@ -75,6 +80,43 @@ def first_address(*values: str | Header | None) -> str | None:
             if "@" in address:
                 return address.strip().lower()
     return None
+
+
+def header_list(items: Iterable[tuple[str, str | Header]]) -> list[tuple[str, str]]:
+    """Header (name, value) pairs as text, folding undone; encoded words stay encoded (only automail reads them)."""
+    return [(str(name), raw_header(value)) for name, value in items]
+
+
+def original_message_id(content: bytes | str | None) -> str | None:
+    """The Message-ID in the header block of a returned message (a delivery report's message/rfc822 or
+    text/rfc822-headers part): which of our mails bounced. Only the first REPORT_SCAN bytes are read."""
+    if not content:
+        return None
+    text = content[:REPORT_SCAN].decode("utf-8", "replace") if isinstance(content, bytes) else content[:REPORT_SCAN]
+    return message_id(HeaderParser(policy=compat32).parsestr(text.lstrip("\r\n"), headersonly=True).get("Message-ID"))
+
+
+def returned_message_id(part: Message) -> str | None:
+    """The Message-ID of the mail a delivery report returns, from its message/rfc822 or text/rfc822-headers part;
+    None for any other part."""
+    ctype = part.get_content_type()
+    if ctype not in ("message/rfc822", "text/rfc822-headers"):
+        return None
+    inner = part.get_payload()
+    if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+        return message_id(inner[0].get("Message-ID"))
+    raw = part.get_payload(decode=True)
+    return original_message_id(raw if isinstance(raw, bytes) else None)
+
+
+def delivery_actions(part: Message) -> list[str]:
+    """The `Action` of each recipient in a message/delivery-status part (RFC 3464: failed, delayed, delivered,
+    relayed, expanded), lower-cased; the parser splits the part into one header block per recipient."""
+    blocks = part.get_payload()
+    if not isinstance(blocks, list):
+        return []
+    return [str(block.get("Action", "")).split(";")[0].strip().lower()
+            for block in blocks if isinstance(block, Message) and block.get("Action")]  # fmt: skip
 
 
 def message_id(value: str | Header | None) -> str | None:

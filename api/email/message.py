@@ -19,6 +19,13 @@ class InboundMail:
     message_id: str | None = None
     date: str | None = None
     attachments: int = 0
+    # Threading and automatic-mail detection (core.conversations, core.automail):
+    in_reply_to: str | None = None  # the In-Reply-To header, unfolded
+    references: str | None = None  # the References header, unfolded
+    content_type: str | None = None  # the top-level Content-Type (multipart/report marks a delivery report)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # every header (name, value) the provider passed
+    report_ids: list[str] = field(default_factory=list)  # Message-IDs of the original mail a delivery report returns
+    report_actions: list[str] = field(default_factory=list)  # a delivery report's Action fields: failed, delayed ...
     notes: list[str] = field(default_factory=list)  # how the mail was read: charset fallbacks, MIME defects
 
 

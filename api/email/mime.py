@@ -15,7 +15,16 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 from api.email.charsets import Undecodable, decode_bytes
-from api.email.headers import decode_header_value, first_address, message_id, parse_address, raw_header
+from api.email.headers import (
+    decode_header_value,
+    delivery_actions,
+    first_address,
+    header_list,
+    message_id,
+    parse_address,
+    raw_header,
+    returned_message_id,
+)
 from api.email.message import InboundMail, MailRejected
 
 # Defects meaning the parser could not find the parts a multipart promised.
@@ -31,6 +40,8 @@ class _Parts:
     broken: bool = False
     undecodable: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    report_ids: list[str] = field(default_factory=list)
+    report_actions: list[str] = field(default_factory=list)
 
 
 def parse_rfc822(data: bytes, provider: str, recipient: str | None = None) -> InboundMail:
@@ -46,12 +57,18 @@ def parse_rfc822(data: bytes, provider: str, recipient: str | None = None) -> In
     mail.subject = subject or None
     mail.message_id = message_id(msg.get("Message-ID"))
     mail.date = raw_header(msg.get("Date")) or None
+    mail.in_reply_to = raw_header(msg.get("In-Reply-To")) or None
+    mail.references = raw_header(msg.get("References")) or None
+    mail.content_type = raw_header(msg.get("Content-Type")) or None
+    mail.headers = header_list(msg.items())
     mail.recipient = recipient or first_address(msg.get("Delivered-To"), msg.get("X-Original-To"), msg.get("To"))
     parts = _Parts()
     _walk(msg, parts)
     mail.text = "\n\n".join(parts.texts) if parts.texts else None
     mail.html = "\n".join(parts.htmls) if parts.htmls else None
     mail.attachments = parts.attachments
+    mail.report_ids = parts.report_ids
+    mail.report_actions = parts.report_actions
     mail.notes = notes + subject_notes + parts.notes
     if parts.defects:
         mail.notes.append("MIME defects: " + ", ".join(sorted(set(parts.defects))))
@@ -66,6 +83,11 @@ def parse_rfc822(data: bytes, provider: str, recipient: str | None = None) -> In
 def _walk(part: Message, found: _Parts) -> None:
     found.defects.extend(type(defect).__name__ for defect in part.defects)
     ctype = part.get_content_type()
+    original = returned_message_id(part)
+    if original:
+        found.report_ids.append(original)
+    if ctype == "message/delivery-status":
+        found.report_actions += delivery_actions(part)
     if ctype == "message/rfc822" or (part.get_content_disposition() == "attachment"):
         found.attachments += 1  # a forwarded-as-attachment mail is an attachment, not the customer's words
         return

@@ -7,6 +7,8 @@ raw message is parsed instead, which keeps the original charsets and headers.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from email.parser import HeaderParser
 from email.policy import compat32
@@ -14,7 +16,16 @@ from typing import Any
 
 from api.email.charsets import Undecodable, decode_bytes
 from api.email.formdata import Form
-from api.email.headers import decode_header_value, first_address, message_id, parse_address, raw_header
+from api.email.headers import (
+    REPORT_SCAN,
+    decode_header_value,
+    first_address,
+    header_list,
+    message_id,
+    original_message_id,
+    parse_address,
+    raw_header,
+)
 from api.email.message import InboundMail, MailRejected
 from api.email.mime import parse_rfc822
 
@@ -28,6 +39,7 @@ def sendgrid(form: Form) -> InboundMail:
     if raw:
         mail = parse_rfc822(raw, "sendgrid", recipient)
         mail.attachments = max(mail.attachments, form.files)
+        mail.report_ids += form.report_ids
         return mail
     charsets = {str(k).lower(): str(v) for k, v in _json_object(form.text("charsets")).items()}
     mail = InboundMail("sendgrid", recipient=recipient)
@@ -52,6 +64,8 @@ def sendgrid(form: Form) -> InboundMail:
     mail.message_id = message_id(headers.get("Message-ID"))
     mail.date = raw_header(headers.get("Date")) or None
     mail.attachments = _count(form.text("attachments"), form.files)
+    mail.headers = header_list(headers.items())
+    _fill_threading(mail, _first_of_each(mail.headers), form.report_ids)
     mail.notes.extend(f"undecodable {what}" for what in undecodable)
     if mail.text is None and mail.html is None and any(u.startswith(("text", "html")) for u in undecodable):
         raise MailRejected("undecodable body: " + "; ".join(undecodable), mail)
@@ -65,15 +79,21 @@ def mailgun(form: Form) -> InboundMail:
     if raw:
         mail = parse_rfc822(raw, "mailgun", recipient)
         mail.attachments = max(mail.attachments, form.files)
+        mail.report_ids += form.report_ids
         return mail
     mail = InboundMail("mailgun", recipient=recipient)
-    headers = _header_pairs(form.text("message-headers"))
+    mail.headers = _header_pairs(form.text("message-headers"))
+    headers = _first_of_each(mail.headers)
+    for name in ("In-Reply-To", "References", "Content-Type"):  # also posted as fields of their own
+        if name.lower() not in headers and form.text(name):
+            headers[name.lower()] = form.text(name)
     _fill_from_headers(mail, form.text("from") or form.text("sender"), form.text("subject"))
     mail.text = _utf8(form, "body-plain") or _utf8(form, "stripped-text")
     mail.html = _utf8(form, "body-html")
     mail.message_id = message_id(headers.get("message-id"))
     mail.date = headers.get("date")
     mail.attachments = _count(form.text("attachment-count"), form.files)
+    _fill_threading(mail, headers, form.report_ids)
     return mail
 
 
@@ -89,10 +109,12 @@ def postmark(body: bytes) -> InboundMail:
 
 
 def _postmark_mail(payload: dict[str, Any]) -> InboundMail:
-    headers: dict[str, str] = {}
-    for header in _list(payload.get("Headers")):
-        if isinstance(header, dict):
-            headers.setdefault(str(header.get("Name", "")).lower(), str(header.get("Value", "")))
+    pairs = [
+        (str(header.get("Name", "")), str(header.get("Value", "")))
+        for header in _list(payload.get("Headers"))
+        if isinstance(header, dict)
+    ]
+    headers = _first_of_each(pairs)
     full = _dict(payload.get("FromFull"))
     to_full = _list(payload.get("ToFull"))
     mail = InboundMail(
@@ -111,7 +133,36 @@ def _postmark_mail(payload: dict[str, Any]) -> InboundMail:
     mail.message_id = message_id(headers.get("message-id"))
     mail.date = _str(payload.get("Date")) or headers.get("date")
     mail.attachments = len(_list(payload.get("Attachments")))
+    # Postmark passes From and Subject as fields of their own, not among Headers: automail reads both.
+    mail.headers = pairs if "from" in headers else [*pairs, ("From", _str(payload.get("From")))]
+    _fill_threading(mail, headers, _postmark_report_ids(payload))
     return mail
+
+
+def _postmark_report_ids(payload: dict[str, Any]) -> list[str]:
+    """A bounce's returned mail arrives among Attachments ({Name, ContentType, Content: base64})."""
+    found: list[str] = []
+    for attachment in _list(payload.get("Attachments")):
+        if not isinstance(attachment, dict):
+            continue
+        if _str(attachment.get("ContentType")).split(";")[0].lower() not in ("message/rfc822", "text/rfc822-headers"):
+            continue
+        try:
+            content = base64.b64decode(_str(attachment.get("Content"))[: 2 * REPORT_SCAN], validate=False)
+        except (ValueError, binascii.Error):
+            continue
+        original = original_message_id(content)
+        if original:
+            found.append(original)
+    return found
+
+
+def _fill_threading(mail: InboundMail, headers: dict[str, str], report_ids: list[str]) -> None:
+    """In-Reply-To, References and Content-Type from the provider's headers (lower-cased names)."""
+    mail.in_reply_to = raw_header(headers.get("in-reply-to")) or None
+    mail.references = raw_header(headers.get("references")) or None
+    mail.content_type = raw_header(headers.get("content-type")) or None
+    mail.report_ids += report_ids
 
 
 def _fill_from_headers(mail: InboundMail, from_value: str | None, subject: str | None) -> None:
@@ -152,14 +203,21 @@ def _json_object(text: str) -> dict[str, Any]:
     return _dict(value)
 
 
-def _header_pairs(text: str) -> dict[str, str]:
-    """Mailgun's message-headers, lower-cased names, first occurrence wins."""
+def _header_pairs(text: str) -> list[tuple[str, str]]:
+    """Mailgun's message-headers ([[name, value], ...]) as pairs, in order."""
     try:
         pairs = json.loads(text) if text else []
     except (ValueError, RecursionError):
-        return {}
+        return []
+    return [
+        (str(pair[0]), str(pair[1])) for pair in (pairs if isinstance(pairs, list) else [])
+        if isinstance(pair, list) and len(pair) == 2
+    ]  # fmt: skip
+
+
+def _first_of_each(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Header pairs → {lower-cased name: value}, first occurrence wins."""
     headers: dict[str, str] = {}
-    for pair in pairs if isinstance(pairs, list) else []:
-        if isinstance(pair, list) and len(pair) == 2:
-            headers.setdefault(str(pair[0]).lower(), str(pair[1]))
+    for name, value in pairs:
+        headers.setdefault(name.lower(), value)
     return headers

@@ -1,8 +1,11 @@
 """The four webhook endpoints: authenticate, turn the payload into an InboundMail, hand it to intake.
 
-Answers: 200 {"id", "duplicate"} for a stored (or already stored) mail; for a mail that cannot become a ticket,
-a problem with the status that makes its provider stop retrying (SendGrid retries only 5xx, Mailgun stops on 406,
-Postmark on 403; the raw pipe gets 422 so its script can bounce). Nothing here ever answers 5xx for the mail's
+Answers: 200 {"id", "duplicate"} for a stored (or already stored) mail, with "threaded": true when it joined
+an existing ticket's conversation and "automatic": the reason when it was an auto-reply or bounce (then "id" is
+the ticket it was kept on, or null when it concerned none: logged, stored nowhere, 200 so nothing retries).
+For a mail that cannot become a ticket, a problem with the status that makes its provider stop retrying
+(SendGrid retries only 5xx, Mailgun stops on 406, Postmark on 403; the raw pipe gets 422 so its script can
+bounce). Nothing here ever answers 5xx for the mail's
 own faults; a 5xx means our side failed, and the provider's retry is what we want.
 """
 
@@ -18,6 +21,7 @@ from api.email.auth import check_basic_auth, check_mailgun_signature, forget_tok
 from api.email.formdata import read_form
 from api.email.message import InboundMail, MailRejected
 from api.email.mime import parse_rfc822
+from api.parsing import read_body
 from api.problems import problem_response
 from api.services import current_runtime
 
@@ -61,7 +65,7 @@ def sendgrid() -> Response:
 @bp.post("/postmark")
 def postmark() -> Response:
     denied = check_basic_auth(current_runtime().settings)
-    return denied or _receive("postmark", lambda: providers.postmark(request.get_data(cache=False)))
+    return denied or _receive("postmark", lambda: providers.postmark(read_body(request, cache=False)))
 
 
 @bp.post("/raw")
@@ -75,7 +79,7 @@ def _raw_mail() -> InboundMail:
     if request.mimetype != "message/rfc822":
         raise MailRejected(f"expected Content-Type message/rfc822, got {request.mimetype or 'none'}")
     recipient = (request.args.get("recipient") or "").strip().lower() or None
-    return parse_rfc822(request.get_data(cache=False), "raw", recipient)
+    return parse_rfc822(read_body(request, cache=False), "raw", recipient)
 
 
 @bp.post("/mailgun")
@@ -103,4 +107,12 @@ def _receive(provider: str, parse: Callable[[], InboundMail]) -> Response:
     except MailRejected as exc:
         intake.reject(runtime, provider, exc)
         return problem_response(REJECT_STATUS[provider], detail=exc.reason, type=REJECTED, title="E-mail rejected")
-    return jsonify(id=str(outcome.ticket_id), duplicate=outcome.duplicate)
+    answer: dict[str, object] = {
+        "id": str(outcome.ticket_id) if outcome.ticket_id is not None else None,
+        "duplicate": outcome.duplicate,
+    }
+    if outcome.threaded:
+        answer["threaded"] = True
+    if outcome.automatic is not None:
+        answer["automatic"] = outcome.automatic
+    return jsonify(answer)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import secrets
 import time
+from dataclasses import dataclass
+from email.header import Header
+from email.utils import formataddr
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from core.orm import InboundEmail, WebhookNonce
 from tests.support.paths import ROOT
@@ -58,3 +63,154 @@ def post_raw(client: FlaskClient, name_or_bytes: str | bytes, **kwargs) -> objec
     data = fixture_bytes(name_or_bytes) if isinstance(name_or_bytes, str) else name_or_bytes
     kwargs.setdefault("headers", basic_auth())
     return client.post("/webhooks/email/raw", data=data, content_type="message/rfc822", **kwargs)
+
+
+# --- one mail, delivered through any webhook ----------------------------------------------------------------------
+# The threading tests send the same mail through each provider in that provider's own payload shape (the fixtures'
+# shapes above): raw MIME for the raw pipe, SendGrid "send raw" and Mailgun's MIME route; fields plus a header list
+# for SendGrid parsed mode, Mailgun's route forward and Postmark's JSON.
+
+PROVIDERS = ("raw", "sendgrid", "sendgrid_raw", "mailgun", "mailgun_mime", "postmark")
+SUPPORT = "support@furiwake.example"
+
+
+@dataclass(frozen=True)
+class TestMail:
+    sender: str
+    subject: str
+    body: str
+    message_id: str
+    name: str = "山田 太郎"
+    in_reply_to: str | None = None
+    references: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # more headers: Auto-Submitted, X-Failed-Recipients, ...
+    returned: str | None = None  # a bounce: the header block of the mail of ours it returns
+    action: str = "failed"  # a bounce's delivery status (RFC 3464): failed, or delayed for "still trying"
+    recipient: str = SUPPORT
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def header_list(self) -> list[tuple[str, str]]:
+        """The headers besides From, To and Subject, which every provider also passes as fields of their own."""
+        pairs = [("Message-ID", self.message_id), ("Date", "Wed, 08 May 2024 12:00:00 +0900")]
+        pairs += [(name, value) for name, value in (("In-Reply-To", self.in_reply_to),
+                                                    ("References", self.references)) if value]  # fmt: skip
+        return [*pairs, *self.headers, ("MIME-Version", "1.0"), ("Content-Type", self.content_type())]
+
+    def content_type(self) -> str:
+        if self.returned is not None:
+            return f'multipart/report; report-type=delivery-status; boundary="{REPORT_BOUNDARY}"'
+        return 'text/plain; charset="utf-8"'
+
+
+REPORT_BOUNDARY = "report-4VxK2d0Zq1z9s"
+
+
+def to_mime(mail: TestMail) -> bytes:
+    """The mail as an MTA hands it over: encoded words in From and Subject, a base64 UTF-8 body; a bounce is a
+    multipart/report (RFC 3464) with the human-readable part, the delivery status and the returned headers."""
+    head = [
+        ("From", formataddr((mail.name, mail.sender), charset="utf-8")),
+        ("To", mail.recipient),
+        ("Subject", Header(mail.subject, "utf-8").encode()),
+        *mail.header_list(),
+    ]
+    lines = [f"{name}: {value}" for name, value in head]
+    text = base64.encodebytes(mail.body.encode()).decode("ascii")
+    if mail.returned is None:
+        lines += ["Content-Transfer-Encoding: base64", "", text]
+    else:
+        lines += ["", f"--{REPORT_BOUNDARY}", "Content-Type: text/plain; charset=utf-8",
+                  "Content-Transfer-Encoding: base64", "", text,
+                  f"--{REPORT_BOUNDARY}", "Content-Type: message/delivery-status", "",
+                  "Reporting-MTA: dns; mx.furiwake.example", "",
+                  "Final-Recipient: rfc822; taro@exampel.jp", f"Action: {mail.action}", "Status: 5.1.1",
+                  "Diagnostic-Code: smtp; 550 5.1.1 <taro@exampel.jp>: Recipient address rejected", "",
+                  f"--{REPORT_BOUNDARY}", "Content-Type: text/rfc822-headers", "", mail.returned.strip(), "",
+                  f"--{REPORT_BOUNDARY}--"]  # fmt: skip
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def deliver(client: FlaskClient, provider: str, mail: TestMail) -> TestResponse:
+    """POST the mail to the provider's webhook, shaped as that provider sends it."""
+    return _SENDERS[provider](client, mail)
+
+
+def _raw(client: FlaskClient, mail: TestMail) -> TestResponse:
+    return client.post("/webhooks/email/raw", data=to_mime(mail), content_type="message/rfc822", headers=basic_auth())
+
+
+def _envelope(mail: TestMail) -> bytes:
+    return json.dumps({"to": [mail.recipient], "from": mail.sender}).encode()
+
+
+def _sendgrid_raw(client: FlaskClient, mail: TestMail) -> TestResponse:
+    return _post_sendgrid(client, [
+        _form_part("envelope", _envelope(mail)), _form_part("email", to_mime(mail)),
+        _form_part("to", mail.recipient.encode()), _form_part("from", mail.sender.encode()),
+        _form_part("subject", mail.subject.encode()), _form_part("charsets", b'{"subject":"UTF-8"}'),
+    ])  # fmt: skip
+
+
+def _sendgrid_parsed(client: FlaskClient, mail: TestMail) -> TestResponse:
+    block = "".join(f"{name}: {value}\r\n" for name, value in mail.header_list())
+    parts = [
+        _form_part("headers", block.encode()), _form_part("envelope", _envelope(mail)),
+        _form_part("from", f"{mail.name} <{mail.sender}>".encode()), _form_part("to", mail.recipient.encode()),
+        _form_part("subject", mail.subject.encode()), _form_part("text", mail.body.encode()),
+        _form_part("charsets", b'{"from":"UTF-8","to":"UTF-8","subject":"UTF-8","text":"UTF-8"}'),
+    ]  # fmt: skip
+    if mail.returned is not None:  # parsed mode hands the report's parts over as attachments
+        returned = _form_part("attachment1", mail.returned.encode(), "returned.txt", "text/rfc822-headers")
+        parts += [_form_part("attachments", b"1"), returned]
+    return _post_sendgrid(client, parts)
+
+
+def _mailgun_mime(client: FlaskClient, mail: TestMail) -> TestResponse:
+    fields = {"recipient": mail.recipient, "sender": mail.sender, "from": f"{mail.name} <{mail.sender}>",
+              "subject": mail.subject, "body-mime": to_mime(mail).decode("ascii")}  # fmt: skip
+    return client.post("/webhooks/email/mailgun/mime", data=mailgun_sign(fields))
+
+
+def _mailgun(client: FlaskClient, mail: TestMail) -> TestResponse:
+    headers = json.dumps([[name, value] for name, value in mail.header_list()], ensure_ascii=False)
+    fields = {"recipient": mail.recipient, "sender": mail.sender, "from": f"{mail.name} <{mail.sender}>",
+              "subject": mail.subject, "body-plain": mail.body, "message-headers": headers}  # fmt: skip
+    if mail.returned is None:
+        return client.post("/webhooks/email/mailgun", data=mailgun_sign(fields))
+    returned = (io.BytesIO(mail.returned.encode()), "returned.txt", "text/rfc822-headers")
+    data = {**mailgun_sign({**fields, "attachment-count": "1"}), "attachment-1": returned}
+    return client.post("/webhooks/email/mailgun", data=data, content_type="multipart/form-data")
+
+
+def _postmark(client: FlaskClient, mail: TestMail) -> TestResponse:
+    attachments = [] if mail.returned is None else [{
+        "Name": "returned.txt", "ContentType": "text/rfc822-headers", "ContentLength": len(mail.returned),
+        "Content": base64.b64encode(mail.returned.encode()).decode(),
+    }]  # fmt: skip
+    payload = {
+        "From": f"{mail.name} <{mail.sender}>", "FromFull": {"Email": mail.sender, "Name": mail.name},
+        "To": mail.recipient, "ToFull": [{"Email": mail.recipient, "Name": ""}], "OriginalRecipient": mail.recipient,
+        "Subject": mail.subject, "MessageID": "73e6d360-66eb-11e1-8e72-a8904824019b", "TextBody": mail.body,
+        "Headers": [{"Name": name, "Value": value} for name, value in mail.header_list()], "Attachments": attachments,
+    }  # fmt: skip
+    # \u escapes rather than raw UTF-8: the same JSON to the parser, and it can carry a lone surrogate (hostile input).
+    return client.post("/webhooks/email/postmark", data=json.dumps(payload).encode(),
+                       content_type="application/json", headers=basic_auth())  # fmt: skip
+
+
+_SENDERS = {"raw": _raw, "sendgrid": _sendgrid_parsed, "sendgrid_raw": _sendgrid_raw, "mailgun": _mailgun,
+            "mailgun_mime": _mailgun_mime, "postmark": _postmark}  # fmt: skip
+
+
+def _form_part(name: str, value: bytes, filename: str | None = None, content_type: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    head = f"--xYzZY\r\nContent-Disposition: {disposition}\r\n"
+    if content_type:
+        head += f"Content-Type: {content_type}\r\n"
+    return head.encode() + b"\r\n" + value + b"\r\n"
+
+
+def _post_sendgrid(client: FlaskClient, parts: list[bytes]) -> TestResponse:
+    body = b"".join(parts) + b"--xYzZY--\r\n"
+    return client.post("/webhooks/email/sendgrid", data=body, content_type=SENDGRID_FORM, headers=basic_auth())

@@ -69,8 +69,8 @@ def start_api(processes: Processes, env: dict[str, str]) -> str:
 
 def start_worker(processes: Processes, env: dict[str, str], embedded: bool = False, concurrency: int = 1) -> None:
     flags = ["--without-mingle", "--without-gossip", "--without-heartbeat"] if embedded else []
-    processes.start("worker", [sys.executable, "-m", "celery", "-A", "worker.classify_app", "worker", "-Q", "classify",
-                               "--concurrency", str(concurrency), "--loglevel", "INFO", *flags], env)
+    processes.start("worker", [sys.executable, "-m", "celery", "-A", "worker.classify_app", "worker", "-Q",
+                               "classify,mail", "--concurrency", str(concurrency), "--loglevel", "INFO", *flags], env)
 
 
 def wait_until(check: Callable[[], object], timeout: float, processes: Processes, what: str) -> None:
