@@ -9,7 +9,7 @@ when the request ends, rolling back whatever nothing committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from flask import Flask, current_app, g
@@ -21,6 +21,7 @@ from core.runtime import Runtime
 
 EXTENSION = "furiwake"
 _DEPTH = "db_unit_depth"
+_AFTER_COMMIT = "db_after_commit"
 
 
 def init_app(app: Flask, settings: Settings) -> Runtime:
@@ -59,13 +60,29 @@ def unit_of_work() -> Iterator[Session]:
     except BaseException:
         if depth == 0:
             session.rollback()
+            g.pop(_AFTER_COMMIT, None)
         raise
     finally:
         setattr(g, _DEPTH, depth)
+    if depth == 0:
+        for action in g.pop(_AFTER_COMMIT, []):
+            action()
+
+
+def after_commit(action: Callable[[], None]) -> None:
+    """Run `action` once the request's unit of work has committed (at once outside one; never if it rolls back).
+
+    For telling a worker about a row: told from inside a decorator's unit of work (agents_only, login_required),
+    before the commit, the worker can look before the row is visible, find nothing and drop the task."""
+    if g.get(_DEPTH, 0) == 0:
+        action()
+    else:
+        g.setdefault(_AFTER_COMMIT, []).append(action)
 
 
 def close_session(_error: BaseException | None = None) -> None:
     session = g.pop("db_session", None)
     g.pop(_DEPTH, None)
+    g.pop(_AFTER_COMMIT, None)
     if session is not None:
         session.close()

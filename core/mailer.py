@@ -120,8 +120,6 @@ def build(message: Message, mail_from: str) -> EmailMessage:
         mail["In-Reply-To"] = message.in_reply_to
     if message.references:
         mail["References"] = message.references
-    if message.language:
-        mail["Content-Language"] = message.language
     if message.kind == "acknowledgement":
         # RFC 3834: an automatic reply, which other responders must not answer (no auto-reply ping-pong);
         # Exchange's own equivalent asks it to send no out-of-office or read receipt back.
@@ -129,6 +127,8 @@ def build(message: Message, mail_from: str) -> EmailMessage:
         mail["X-Auto-Response-Suppress"] = "All"
     body = message.body if message.body.endswith("\n") else message.body + "\n"
     mail.set_content(body, charset="utf-8", cte="7bit" if body.isascii() else "base64")
+    if message.language:  # after set_content, which drops every Content-* header set before it
+        mail["Content-Language"] = message.language
     return mail
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import structlog
 
 from api.problems import raise_problem
-from api.services import current_runtime, get_session, unit_of_work
+from api.services import after_commit, current_runtime, get_session, unit_of_work
 from core import outbox
 from core.conversations import entries
 from core.mail_queue import publish_mail
@@ -41,7 +41,7 @@ def _ticket(ticket_id: uuid.UUID) -> Ticket:
 
 
 def send_reply(reply: ReplyIn) -> Message:
-    """Queue the reply (404 no ticket, 409 no customer address), commit, publish its mail."""
+    """Queue the reply (404 no ticket, 409 no customer address); its mail is published once committed."""
     runtime = current_runtime()
     with unit_of_work() as session:
         ticket = _ticket(reply.ticket_id)
@@ -50,9 +50,11 @@ def send_reply(reply: ReplyIn) -> Message:
         except outbox.NoRecipient:
             raise_problem(409, "This ticket has no customer e-mail address: a reply cannot be sent. "
                                "Add an internal note instead.", title="No recipient")
-    publish_mail(runtime, [message.id])
+        message_id = message.id
+    # After the request's commit, not this block's end: under agents_only / login_required it is not the outermost.
+    after_commit(lambda: publish_mail(runtime, [message_id]))
     with structlog.contextvars.bound_contextvars(ticket_id=str(reply.ticket_id)):
-        log.info("agent %s replied (mail %s queued)", reply.agent_id, message.id)
+        log.info("agent %s replied (mail %s queued)", reply.agent_id, message_id)
     return message
 
 

@@ -3,7 +3,7 @@
 Flask's request.form decodes every field as UTF-8 and caps text fields at 500 kB; SendGrid sends each field in the
 mail's own charset (named in its `charsets` field) and HTML bodies can be larger. So the body is parsed here with
 the stdlib MIME parser, which keeps each field's bytes as sent, tolerates non-UTF-8 part headers (a Shift_JIS
-attachment name must not sink the mail), and lets attachments be counted without being kept.
+attachment name must not sink the mail), and hands each file part over with its field name, filename and type.
 """
 
 from __future__ import annotations
@@ -17,16 +17,30 @@ from urllib.parse import parse_qsl
 
 from flask import Request
 
-from api.email.headers import returned_message_id
+from api.email.headers import part_filename, returned_message_id
 from api.email.message import MailRejected
 from api.parsing import read_body
+
+
+@dataclass(frozen=True)
+class FormFile:
+    """A file part: SendGrid's `attachmentN`, Mailgun's `attachment-N`, with the name and type the part declares."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
 
 
 @dataclass
 class Form:
     fields: dict[str, bytes] = field(default_factory=dict)
-    files: int = 0  # file parts seen (attachments); their contents are dropped
+    uploads: list[FormFile] = field(default_factory=list)  # file parts (attachments), in order
     report_ids: list[str] = field(default_factory=list)  # a returned mail's Message-ID (bounces attach it)
+
+    @property
+    def files(self) -> int:
+        return len(self.uploads)
 
     def get(self, name: str) -> bytes | None:
         return self.fields.get(name)
@@ -62,7 +76,7 @@ def read_form(request: Request) -> Form:
             continue
         param = part.get_param("name", header="content-disposition")
         if part.get_filename() is not None:
-            form.files += 1
+            form.uploads.append(_upload(part, collapse_rfc2231_value(param) if param is not None else ""))
             original = returned_message_id(part)
             if original:
                 form.report_ids.append(original)
@@ -72,3 +86,9 @@ def read_form(request: Request) -> Form:
             form.fields.setdefault(name, payload if isinstance(payload, bytes) else b"")
     return form
 
+
+def _upload(part: Message, name: str) -> FormFile:
+    """A file part; its filename decoded like a header (RFC 2047 words, raw 8-bit bytes in any charset)."""
+    payload = part.get_payload(decode=True)
+    filename, _notes = part_filename(part)
+    return FormFile(name, filename, part.get_content_type(), payload if isinstance(payload, bytes) else b"")

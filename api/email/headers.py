@@ -15,6 +15,16 @@ from api.email.charsets import Decoded, Undecodable, decode_bytes
 _FOLDING = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 REPORT_SCAN = 64 * 1024
+# An encoded word a mailer folded in the middle (a line break and space inside its encoded text): RFC 2047 forbids
+# it, so the stdlib leaves the word undecoded, yet long Japanese subjects arrive like this.
+_WHITESPACE = re.compile(r"[ \t\r\n]+")
+_BROKEN_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?]*?[ \t\r\n][^?]*?)\?=")
+
+
+def _join_word(match: re.Match[str]) -> str:
+    charset, encoding, text = match.groups()
+    return f"=?{charset}?{encoding}?{_WHITESPACE.sub('', text)}?="
+
 
 
 def decode_header_value(value: str | Header | None) -> tuple[str, list[str]]:
@@ -27,6 +37,8 @@ def decode_header_value(value: str | Header | None) -> tuple[str, list[str]]:
     if value is None:
         return "", []
     notes: list[str] = []
+    if isinstance(value, str) and "=?" in value:
+        value = _BROKEN_WORD.sub(_join_word, value)
     try:
         chunks = decode_header(value)
     except Exception:  # noqa: BLE001 - a malformed encoded word: keep the header as it came
@@ -34,9 +46,11 @@ def decode_header_value(value: str | Header | None) -> tuple[str, list[str]]:
     pieces: list[str] = []
     for chunk, charset in chunks:
         if isinstance(chunk, str):
-            if not any("\udc80" <= ch <= "\udcff" for ch in chunk):
+            if not any("\udc80" <= ch <= "\udcff" for ch in chunk) and "\x1b" not in chunk:
                 pieces.append(chunk)
                 continue
+            # Raw 8-bit bytes, or raw ISO-2022-JP (7-bit escape sequences: Japanese mobile carriers and old mailers
+            # put it in Subject and filenames unencoded): read as bytes with our charset guessing.
             chunk, charset = chunk.encode("ascii", "surrogateescape"), None
         try:
             decoded = decode_bytes(chunk, charset)
@@ -54,7 +68,7 @@ def raw_header(value: str | Header | None) -> str:
         return ""
     if isinstance(value, Header):
         return decode_header_value(value)[0]
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
+    if any("\udc80" <= ch <= "\udcff" for ch in value) or "\x1b" in value:
         return decode_header_value(value)[0]
     return _FOLDING.sub(" ", value).strip()
 
@@ -85,6 +99,30 @@ def first_address(*values: str | Header | None) -> str | None:
 def header_list(items: Iterable[tuple[str, str | Header]]) -> list[tuple[str, str]]:
     """Header (name, value) pairs as text, folding undone; encoded words stay encoded (only automail reads them)."""
     return [(str(name), raw_header(value)) for name, value in items]
+
+
+def part_filename(part: Message) -> tuple[str, list[str]]:
+    """A MIME or form part's file name as text: RFC 2231 (`filename*=`, continuations), RFC 2047 words in a quoted
+    name, raw 8-bit or ISO-2022-JP bytes (Mailgun and mobile mailers send them unencoded). compat32 hands raw bytes
+    back as U+FFFD, so the raw header is read (raw_items) and its bytes decoded with our charset guessing first."""
+    probe = Message()
+    notes: list[str] = []
+    for name, value in part.raw_items():
+        if name.lower() not in ("content-disposition", "content-type"):
+            continue
+        text = str(value)
+        if any("\udc80" <= ch <= "\udcff" for ch in text) or "\x1b" in text:
+            text, more = decode_header_value(text)
+            notes += more
+        probe[name] = text
+    try:
+        raw = probe.get_filename()
+    except (LookupError, UnicodeError, ValueError):  # an RFC 2231 charset Python does not know
+        raw = None
+    if not raw:
+        return "", notes
+    decoded, more = decode_header_value(raw)
+    return decoded, notes + more
 
 
 def original_message_id(content: bytes | str | None) -> str | None:

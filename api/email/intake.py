@@ -5,8 +5,10 @@ Automatic mail (core.automail: auto-replies, bounces, list mail) is judged first
 published; a bounce marks our outbound mail bounced. A person's mail is threaded (core.conversations.thread_target:
 ids it names, the ticket's first mail, the subject tag, and only from the ticket's own customer) or becomes a
 ticket. The customer's words are taken from the plain-text part (the HTML part when there is none), stripped of
-quoted messages and signature, and stored with the inbound log line in one unit of work; only a new ticket is then
-published (core.tickets.publish); never classified here. docs/email.md (Threading, Automatic mail) has the rules.
+quoted messages and signature, and stored with the mail's attachments (core.attachments: the first mail's on the
+ticket, a reply's on its message; automatic mail's are not kept) and the inbound log line in one unit of work;
+only a new ticket is then published (core.tickets.publish); never classified here. docs/email.md (Threading,
+Automatic mail, Attachments) has the rules.
 
 Deduplication: `Ticket.message_id` and `InboundEmail.dedupe_key` hold the same key, the SHA-256 (hex) of
   "message-id" + the Message-ID + the recipient, or, for a mail without a Message-ID,
@@ -35,6 +37,7 @@ from sqlalchemy.orm import Session
 from api.email.htmltext import html_to_text
 from api.email.message import InboundMail, MailRejected
 from api.email.reply import customer_words
+from core.attachments import IncomingFile, store_attachments
 from core.automail import automatic_reason, is_delivery_report
 from core.conversations import (
     OUTBOUND_KINDS,
@@ -96,9 +99,11 @@ def accept(mail: InboundMail, runtime: Runtime) -> Outcome:
             _record(session, mail, "duplicate", key=key, ticket_id=earlier.ticket_id, reason=notes)
             outcome = earlier
         elif (target := _thread_target(session, mail)) is not None:
-            outcome = _add_reply(session, target, mail, key, body)
+            outcome = _add_reply(session, runtime, target, mail, key, body)
         else:
             ticket, fresh = store_queued(session, _new_ticket(mail, key, body))
+            if fresh:
+                notes = "; ".join([*mail.notes, *_store_files(session, runtime, mail, ticket.id, None)]) or None
             _record(session, mail, "accepted" if fresh else "duplicate", key=key, ticket_id=ticket.id, reason=notes)
             outcome = Outcome(ticket.id, duplicate=not fresh)
             created = ticket if fresh else None
@@ -154,19 +159,31 @@ def _thread_target(session: Session, mail: InboundMail) -> Ticket | None:
     )  # fmt: skip
 
 
-def _add_reply(session: Session, ticket: Ticket, mail: InboundMail, key: str, body: str) -> Outcome:
+def _add_reply(session: Session, runtime: Runtime, ticket: Ticket, mail: InboundMail, key: str, body: str) -> Outcome:
     was_resolved = ticket.status == "resolved"
     try:
-        add_customer_reply(session, ticket, body=body, **_message_fields(mail, key))
+        message = add_customer_reply(session, ticket, body=body, **_message_fields(mail, key))
     except IntegrityError:  # another delivery of this very mail committed first
         earlier = _earlier_delivery(session, mail, key)
         if earlier is None:
             raise
         _record(session, mail, "duplicate", key=key, ticket_id=earlier.ticket_id, reason="; ".join(mail.notes) or None)
         return earlier
-    reason = [f"threaded onto {ticket.reference}" + (" (reopened)" if was_resolved else ""), *mail.notes]
+    session.flush()  # the reply's id, which its attachments belong to
+    dropped = _store_files(session, runtime, mail, ticket.id, message.id)
+    reason = [f"threaded onto {ticket.reference}" + (" (reopened)" if was_resolved else ""), *mail.notes, *dropped]
     _record(session, mail, "accepted", key=key, ticket_id=ticket.id, reason="; ".join(reason))
     return Outcome(ticket.id, duplicate=False, threaded=True)
+
+
+def _store_files(
+    session: Session, runtime: Runtime, mail: InboundMail, ticket_id: uuid.UUID, message_id: int | None,
+) -> list[str]:
+    """The mail's attachments, in this unit of work: the first mail's on the ticket, a reply's on its message."""
+    settings = runtime.settings
+    files = (IncomingFile(f.filename, f.content_type, f.data) for f in mail.files)
+    return store_attachments(session, ticket_id, files, message_id=message_id, max_bytes=settings.attachment_max_bytes,
+                             max_bytes_per_mail=settings.attachments_max_bytes_per_mail)  # fmt: skip
 
 
 def _accept_automatic(mail: InboundMail, reason: str, runtime: Runtime) -> Outcome:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class MailFile:
+    """One attachment as the provider handed it over: the name and type as declared (decoded, not yet sanitised:
+    core.attachments does that when storing), and the bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
 @dataclass
 class InboundMail:
-    """One received e-mail, decoded to text; attachments only counted (tickets hold words, not files)."""
+    """One received e-mail, decoded to text, with its attachments (stored beside the ticket by core.attachments)."""
 
     provider: str
     sender_email: str | None = None
@@ -18,7 +28,8 @@ class InboundMail:
     html: str | None = None  # the text/html body, decoded; used when there is no plain text
     message_id: str | None = None
     date: str | None = None
-    attachments: int = 0
+    attachments: int = 0  # how many the mail had (the inbound log's count), stored or not
+    files: list[MailFile] = field(default_factory=list)  # the attachments' contents, where the provider sent them
     # Threading and automatic-mail detection (core.conversations, core.automail):
     in_reply_to: str | None = None  # the In-Reply-To header, unfolded
     references: str | None = None  # the References header, unfolded

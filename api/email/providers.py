@@ -12,10 +12,11 @@ import binascii
 import json
 from email.parser import HeaderParser
 from email.policy import compat32
+from email.utils import formataddr
 from typing import Any
 
 from api.email.charsets import Undecodable, decode_bytes
-from api.email.formdata import Form
+from api.email.formdata import Form, FormFile
 from api.email.headers import (
     REPORT_SCAN,
     decode_header_value,
@@ -26,7 +27,7 @@ from api.email.headers import (
     parse_address,
     raw_header,
 )
-from api.email.message import InboundMail, MailRejected
+from api.email.message import InboundMail, MailFile, MailRejected
 from api.email.mime import parse_rfc822
 
 
@@ -64,6 +65,7 @@ def sendgrid(form: Form) -> InboundMail:
     mail.message_id = message_id(headers.get("Message-ID"))
     mail.date = raw_header(headers.get("Date")) or None
     mail.attachments = _count(form.text("attachments"), form.files)
+    mail.files = _sendgrid_files(form)
     mail.headers = header_list(headers.items())
     _fill_threading(mail, _first_of_each(mail.headers), form.report_ids)
     mail.notes.extend(f"undecodable {what}" for what in undecodable)
@@ -93,6 +95,7 @@ def mailgun(form: Form) -> InboundMail:
     mail.message_id = message_id(headers.get("message-id"))
     mail.date = headers.get("date")
     mail.attachments = _count(form.text("attachment-count"), form.files)
+    mail.files = [_file(upload) for upload in form.uploads]
     _fill_threading(mail, headers, form.report_ids)
     return mail
 
@@ -109,6 +112,8 @@ def postmark(body: bytes) -> InboundMail:
 
 
 def _postmark_mail(payload: dict[str, Any]) -> InboundMail:
+    if not (_str(payload.get("TextBody")) or _str(payload.get("HtmlBody"))) and _str(payload.get("RawEmail")):
+        return _postmark_raw(payload)
     pairs = [
         (str(header.get("Name", "")), str(header.get("Value", "")))
         for header in _list(payload.get("Headers"))
@@ -128,15 +133,66 @@ def _postmark_mail(payload: dict[str, Any]) -> InboundMail:
     _fill_from_headers(mail, _str(payload.get("From")), _str(payload.get("Subject")))
     if "@" in _str(full.get("Email")):  # FromFull is already split; the From string is the fallback
         mail.sender_email, mail.sender_name = _str(full.get("Email")), _str(full.get("Name")) or mail.sender_name
+    from_value = _str(payload.get("From")) or formataddr((mail.sender_name or "", mail.sender_email or ""))
     mail.text = _str(payload.get("TextBody")) or _str(payload.get("StrippedTextReply"))
     mail.html = _str(payload.get("HtmlBody"))
     mail.message_id = message_id(headers.get("message-id"))
     mail.date = _str(payload.get("Date")) or headers.get("date")
     mail.attachments = len(_list(payload.get("Attachments")))
-    # Postmark passes From and Subject as fields of their own, not among Headers: automail reads both.
-    mail.headers = pairs if "from" in headers else [*pairs, ("From", _str(payload.get("From")))]
+    mail.files = _postmark_files(payload)
+    # Postmark passes From and Subject as fields of their own, not among Headers: automail reads both. A payload
+    # with FromFull and no From string (Postmark's own samples have them) gets its From from FromFull.
+    mail.headers = pairs if "from" in headers else [*pairs, ("From", from_value)]
     _fill_threading(mail, headers, _postmark_report_ids(payload))
     return mail
+
+
+def _postmark_raw(payload: dict[str, Any]) -> InboundMail:
+    """"Include raw email content" on, and the parsed bodies empty: the mail is read from RawEmail, like the raw
+    endpoint, so its own charsets, headers and attachments are kept; Postmark's recipient fields still win."""
+    to_full = _list(payload.get("ToFull"))
+    recipient = first_address(
+        _str(payload.get("OriginalRecipient")), *(_str(t.get("Email")) for t in to_full if isinstance(t, dict)),
+    )  # fmt: skip
+    mail = parse_rfc822(_str(payload.get("RawEmail")).encode("utf-8", "replace"), "postmark", recipient)
+    if not mail.sender_email:
+        full = _dict(payload.get("FromFull"))
+        if "@" in _str(full.get("Email")):
+            mail.sender_email, mail.sender_name = _str(full.get("Email")), _str(full.get("Name")) or None
+    mail.notes.append("read from RawEmail")
+    return mail
+
+
+def _postmark_files(payload: dict[str, Any]) -> list[MailFile]:
+    """Attachments [{Name, ContentType, Content: base64, ContentLength}]: an entry whose content does not decode
+    is counted but not kept (it cannot be served as what it claims to be)."""
+    files: list[MailFile] = []
+    for attachment in _list(payload.get("Attachments")):
+        if not isinstance(attachment, dict):
+            continue
+        try:
+            data = base64.b64decode(_str(attachment.get("Content")), validate=False)
+        except (ValueError, binascii.Error):
+            continue
+        name, _notes = decode_header_value(_str(attachment.get("Name")))
+        files.append(MailFile(name, _str(attachment.get("ContentType")), data))
+    return files
+
+
+def _sendgrid_files(form: Form) -> list[MailFile]:
+    """The `attachmentN` file parts, named and typed as `attachment-info` says (SendGrid's JSON is UTF-8, while a
+    part's own filename may be in any charset)."""
+    info = _json_object(form.text("attachment-info"))
+    files: list[MailFile] = []
+    for upload in form.uploads:
+        described = _dict(info.get(upload.field))
+        name = _str(described.get("filename")) or _str(described.get("name"))
+        files.append(_file(upload, name, _str(described.get("type"))))
+    return files
+
+
+def _file(upload: FormFile, name: str = "", content_type: str = "") -> MailFile:
+    return MailFile(name or upload.filename, content_type or upload.content_type, upload.data)
 
 
 def _postmark_report_ids(payload: dict[str, Any]) -> list[str]:

@@ -30,7 +30,7 @@ bp = Blueprint("email", __name__, url_prefix="/webhooks/email")
 REJECTED = "urn:furiwake:problem:email-rejected"
 REJECT_STATUS = {"sendgrid": 422, "mailgun": 406, "postmark": 403, "raw": 422}
 # Above every provider's own message limit (SendGrid 30 MB, Mailgun 25 MB, Postmark 35 MB), for this blueprint
-# only: attachments come in the same request even though only their number is kept.
+# only: attachments come in the same request (stored up to the ATTACHMENT_* limits, core.attachments).
 MAX_REQUEST_BYTES = 40 * 1024 * 1024
 
 

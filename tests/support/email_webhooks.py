@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr
+from urllib.parse import quote
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -87,6 +88,7 @@ class TestMail:
     returned: str | None = None  # a bounce: the header block of the mail of ours it returns
     action: str = "failed"  # a bounce's delivery status (RFC 3464): failed, or delayed for "still trying"
     recipient: str = SUPPORT
+    files: tuple[tuple[str, str, bytes], ...] = ()  # attachments: (filename, content type, bytes)
 
     __test__ = False  # not a pytest test class, whatever its name
 
@@ -100,10 +102,13 @@ class TestMail:
     def content_type(self) -> str:
         if self.returned is not None:
             return f'multipart/report; report-type=delivery-status; boundary="{REPORT_BOUNDARY}"'
+        if self.files:
+            return f'multipart/mixed; boundary="{MIXED_BOUNDARY}"'
         return 'text/plain; charset="utf-8"'
 
 
 REPORT_BOUNDARY = "report-4VxK2d0Zq1z9s"
+MIXED_BOUNDARY = "mixed-8PwQ3r7Lk2"
 
 
 def to_mime(mail: TestMail) -> bytes:
@@ -117,8 +122,16 @@ def to_mime(mail: TestMail) -> bytes:
     ]
     lines = [f"{name}: {value}" for name, value in head]
     text = base64.encodebytes(mail.body.encode()).decode("ascii")
-    if mail.returned is None:
+    if mail.returned is None and not mail.files:
         lines += ["Content-Transfer-Encoding: base64", "", text]
+    elif mail.returned is None:  # multipart/mixed: the text, then each file named the RFC 2231 way (Thunderbird)
+        lines += ["", f"--{MIXED_BOUNDARY}", "Content-Type: text/plain; charset=utf-8",
+                  "Content-Transfer-Encoding: base64", "", text]  # fmt: skip
+        for name, ctype, data in mail.files:
+            lines += [f"--{MIXED_BOUNDARY}", f"Content-Type: {ctype}",
+                      f"Content-Disposition: attachment; filename*=utf-8''{quote(name)}",
+                      "Content-Transfer-Encoding: base64", "", base64.encodebytes(data).decode("ascii")]  # fmt: skip
+        lines += [f"--{MIXED_BOUNDARY}--"]
     else:
         lines += ["", f"--{REPORT_BOUNDARY}", "Content-Type: text/plain; charset=utf-8",
                   "Content-Transfer-Encoding: base64", "", text,
@@ -163,6 +176,13 @@ def _sendgrid_parsed(client: FlaskClient, mail: TestMail) -> TestResponse:
     if mail.returned is not None:  # parsed mode hands the report's parts over as attachments
         returned = _form_part("attachment1", mail.returned.encode(), "returned.txt", "text/rfc822-headers")
         parts += [_form_part("attachments", b"1"), returned]
+    elif mail.files:  # attachment-info names them; the parts' own filenames are plain ASCII stand-ins
+        info = {f"attachment{i}": {"filename": name, "name": name, "type": ctype}
+                for i, (name, ctype, _data) in enumerate(mail.files, 1)}  # fmt: skip
+        parts += [_form_part("attachments", str(len(mail.files)).encode()),
+                  _form_part("attachment-info", json.dumps(info, ensure_ascii=False).encode())]  # fmt: skip
+        parts += [_form_part(f"attachment{i}", data, f"file{i}", ctype)
+                  for i, (_name, ctype, data) in enumerate(mail.files, 1)]  # fmt: skip
     return _post_sendgrid(client, parts)
 
 
@@ -176,10 +196,14 @@ def _mailgun(client: FlaskClient, mail: TestMail) -> TestResponse:
     headers = json.dumps([[name, value] for name, value in mail.header_list()], ensure_ascii=False)
     fields = {"recipient": mail.recipient, "sender": mail.sender, "from": f"{mail.name} <{mail.sender}>",
               "subject": mail.subject, "body-plain": mail.body, "message-headers": headers}  # fmt: skip
-    if mail.returned is None:
+    if mail.returned is None and not mail.files:
         return client.post("/webhooks/email/mailgun", data=mailgun_sign(fields))
-    returned = (io.BytesIO(mail.returned.encode()), "returned.txt", "text/rfc822-headers")
-    data = {**mailgun_sign({**fields, "attachment-count": "1"}), "attachment-1": returned}
+    if mail.returned is not None:
+        files = [(io.BytesIO(mail.returned.encode()), "returned.txt", "text/rfc822-headers")]
+    else:
+        files = [(io.BytesIO(data), name, ctype) for name, ctype, data in mail.files]
+    data = {**mailgun_sign({**fields, "attachment-count": str(len(files))}),
+            **{f"attachment-{i}": file for i, file in enumerate(files, 1)}}  # fmt: skip
     return client.post("/webhooks/email/mailgun", data=data, content_type="multipart/form-data")
 
 
@@ -188,6 +212,8 @@ def _postmark(client: FlaskClient, mail: TestMail) -> TestResponse:
         "Name": "returned.txt", "ContentType": "text/rfc822-headers", "ContentLength": len(mail.returned),
         "Content": base64.b64encode(mail.returned.encode()).decode(),
     }]  # fmt: skip
+    attachments += [{"Name": name, "ContentType": ctype, "ContentLength": len(data),
+                     "Content": base64.b64encode(data).decode()} for name, ctype, data in mail.files]  # fmt: skip
     payload = {
         "From": f"{mail.name} <{mail.sender}>", "FromFull": {"Email": mail.sender, "Name": mail.name},
         "To": mail.recipient, "ToFull": [{"Email": mail.recipient, "Name": ""}], "OriginalRecipient": mail.recipient,

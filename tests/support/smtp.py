@@ -4,6 +4,9 @@ Not a mock of smtplib: mail goes through a real SMTP dialogue over TCP. The serv
 refused: a mail server that is down), told to answer every transaction with a given code (451: try again later;
 550: refused for good), and started again on the same port.
 
+A server can also act on what it accepts (`on_mail`, run in a thread of its own once the mail is accepted): the
+mail-loop tests make it an auto-responder, or another installation's inbox, that posts back into a webhook.
+
 Use it in a test module with `from tests.support.smtp import smtp_server  # noqa: F401` (a fixture import).
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -45,22 +48,28 @@ class _Handler:
     received: list[Received] = field(default_factory=list)
     answer: str | None = None  # e.g. "451 4.3.0 try again later": refuse every transaction at DATA
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called with each accepted mail, in a thread of its own: the 250 is not held up by what it does (as a real
+    # mail server answers first and delivers, or auto-replies, afterwards).
+    on_mail: Callable[[Received], None] | None = None
 
     async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
         if self.answer is not None:
             return self.answer
         content = envelope.original_content or b""
+        received = Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(content))
         with self.lock:
-            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(content)))
+            self.received.append(received)
+        if self.on_mail is not None:
+            threading.Thread(target=self.on_mail, args=(received,), daemon=True).start()
         return "250 2.0.0 OK queued"
 
 
 class SmtpServer:
     """One aiosmtpd server on 127.0.0.1:<port>; `url` is what SMTP_URL would say."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_mail: Callable[[Received], None] | None = None) -> None:
         self.port = spare_port()
-        self.handler = _Handler()
+        self.handler = _Handler(on_mail=on_mail)
         self._controller: Controller | None = None
 
     @property
