@@ -100,3 +100,33 @@ def pick_language(*, read_form: bool = True) -> str:
 
 def texts(lang: str) -> dict[str, str]:
     return TEXTS.get(lang, TEXTS[DEFAULT_LANGUAGE])
+
+
+# --- the agents' pages ------------------------------------------------------------------------------------------
+# English unless the agent picks Japanese (the switch in the top bar, kept in a cookie; api.agents.language says
+# why not Accept-Language). A key missing in Japanese shows the English text.
+
+AGENT_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "nav_Queues": "Queues", "nav_Models": "Models", "nav_Agents": "Agents", "sign_out": "Sign out",
+        "switch_language": "日本語",
+        "queue_account": "Account", "queue_payment": "Payment", "queue_other": "Other",
+        "queue_review": "Needs review", "queue_all": "All", "queue_mine": "Mine",
+        "col_waiting": "Waiting", "col_ticket": "Ticket", "col_channel": "Channel", "col_route": "Route",
+        "col_confidence": "Confidence", "col_owner": "Owner",
+        "nothing_waiting": "Nothing waiting here.", "older": "← Older", "newer": "Newer →",
+        "page_of": "{shown} of {total}, oldest first", "updated": "Updated {when} · refreshes by itself",
+        "received": "Received {when}",
+    },
+    "ja": {
+        "nav_Queues": "キュー", "nav_Models": "モデル", "nav_Agents": "担当者", "sign_out": "サインアウト",
+        "switch_language": "English",
+        "queue_account": "アカウント", "queue_payment": "お支払い", "queue_other": "その他",
+        "queue_review": "要確認", "queue_all": "すべて", "queue_mine": "自分の担当",
+        "col_waiting": "待ち時間", "col_ticket": "チケット", "col_channel": "経路", "col_route": "振り分け先",
+        "col_confidence": "確信度", "col_owner": "担当",
+        "nothing_waiting": "待っているチケットはありません。", "older": "← 古いもの", "newer": "新しいもの →",
+        "page_of": "{total}件中{shown}件（古い順）", "updated": "{when} 更新 · 自動で更新されます",
+        "received": "{when} 受付",
+    },
+}

@@ -12,18 +12,24 @@ traceback. A command that needs the database builds one Runtime and works in one
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy.exc import SQLAlchemyError
+# TensorFlow's own variable, read by TensorFlow's C++ core when it is first imported (train, evaluate, predict, and
+# the worker and trainer `furiwake run` starts, which inherit it): only its errors reach the terminal, not its
+# start-up lines. Set before anything can import TensorFlow, and only if the user has not chosen a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cli import agent_commands, database_commands, model_commands
-from cli.errors import CLIError, describe_database_error
-from core.artifacts import NoModelError
-from core.config import ConfigError, Settings
-from core.logs import configure_logging
-from core.routes import RouteMapError
-from training.datasets import DatasetError
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
+
+from cli import agent_commands, database_commands, model_commands  # noqa: E402
+from cli.errors import CLIError, describe_database_error  # noqa: E402
+from core.artifacts import NoModelError  # noqa: E402
+from core.config import ConfigError, Settings  # noqa: E402
+from core.logs import configure_logging  # noqa: E402
+from core.routes import RouteMapError  # noqa: E402
+from training.datasets import DatasetError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from core import metrics
 from core.orm import Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
 from core.routes import ROUTES
+from core.tickets import Position
 
 MIN_PASSWORD_CHARS = 12
 TOKEN_PREFIX = "fwk_"
@@ -277,9 +278,20 @@ def _queue_conditions(queue: str, agent_id: int | None) -> list[ColumnElement[bo
     raise AgentError(f"unknown queue {queue!r}; one of {', '.join(QUEUE_KEYS)}")
 
 
-def queue_tickets(session: Session, queue: str, agent_id: int | None = None, limit: int = 100) -> list[Ticket]:
-    """The queue's tickets, oldest first (the one waiting longest is the next to answer)."""
+def queue_tickets(session: Session, queue: str, agent_id: int | None = None, limit: int = 100, *,
+                  after: Position | None = None, before: Position | None = None) -> list[Ticket]:
+    """The queue's tickets, oldest first (the one waiting longest is the next to answer).
+
+    `after` / `before` page by keyset, as core.tickets.list_tickets does for the API (and with its Position): the
+    `limit` tickets just after, or just before, a (created_at, id); any depth of queue costs the same."""
     query = select(Ticket).where(*_queue_conditions(queue, agent_id))
+    key = tuple_(Ticket.created_at, Ticket.id)
+    if after is not None:
+        query = query.where(key > tuple_(after.created_at, after.id))
+    if before is not None:
+        newest_first = query.where(key < tuple_(before.created_at, before.id))
+        page = session.scalars(newest_first.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
+        return list(page)[::-1]
     return list(session.scalars(query.order_by(Ticket.created_at, Ticket.id).limit(limit)))
 
 
@@ -406,7 +418,10 @@ class HistoryEntry:
     agent: str | None = None
 
 
-_EVENT_TEXT = {"rerouted": "Re-routed", "reviewed": "Reviewed", "resolved": "Resolved", "assigned": "Assigned"}
+_EVENT_TEXT = {
+    "rerouted": "Re-routed", "reviewed": "Reviewed", "resolved": "Resolved", "assigned": "Assigned",
+    "reopened": "Reopened", "attachment_dropped": "Attachment not kept",
+}
 
 
 def history(session: Session, ticket: Ticket) -> list[HistoryEntry]:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.routes import ROUTES
 
@@ -34,6 +35,16 @@ def default_home(env: Mapping[str, str]) -> Path:
         return SOURCE_ROOT
     data_home = env.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
     return Path(data_home) / "furiwake"
+
+
+def _time_zone(env: Mapping[str, str]) -> str:
+    """DISPLAY_TIMEZONE: an IANA name (Asia/Tokyo, UTC, ...), checked here so a typo stops the start, not a page."""
+    name = env.get("DISPLAY_TIMEZONE", "").strip() or "Asia/Tokyo"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"DISPLAY_TIMEZONE: not a time zone name (e.g. Asia/Tokyo, UTC), got {name!r}") from None
+    return name
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -125,6 +136,8 @@ class Settings:
     result_backend: str = ""  # only the benchmark's no-op round trips need one
     log_level: str = "INFO"
     log_format: str = "text"  # text for a terminal, json for a log collector
+    # The agents' pages show times in this zone (the database keeps UTC): a Japanese helpdesk reads JST.
+    display_timezone: str = "Asia/Tokyo"
     secret_key: str = DEV_SECRET_KEY
     # Per client IP on public intake (POST /api/v1/tickets, the web form) and per IP + e-mail on agents' sign-in.
     rate_limit_intake: str = "30/minute;300/hour"
@@ -142,6 +155,10 @@ class Settings:
     email_webhook_user: str = ""
     email_webhook_password: str = field(default="", repr=False)
     mailgun_signing_key: str = field(default="", repr=False)
+    # E-mail attachments (docs/email.md, "Attachments"): kept up to this size per file and per mail; larger ones are
+    # dropped with a note on the ticket, the mail itself is still taken.
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachments_max_bytes_per_mail: int = 25 * 1024 * 1024
     # Prometheus (docs/operations.md, "Metrics"): the directory where every process of one installation writes its
     # metric files (prometheus_client reads the variable itself, at import), and the bearer token /metrics asks for.
     metrics_dir: Path | None = None
@@ -184,6 +201,7 @@ class Settings:
             result_backend=env.get("RESULT_BACKEND", "").strip(),
             log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
             log_format=_choice(env, "LOG_FORMAT", "text", LOG_FORMATS),
+            display_timezone=_time_zone(env),
             secret_key=env.get("SECRET_KEY", "").strip() or DEV_SECRET_KEY,
             rate_limit_intake=_rate_limit(env, "RATE_LIMIT_INTAKE", _intake_limit_default(env, home)),
             rate_limit_signin=_rate_limit(env, "RATE_LIMIT_SIGNIN", cls.rate_limit_signin),
@@ -196,6 +214,8 @@ class Settings:
             email_webhook_user=env.get("EMAIL_WEBHOOK_USER", "").strip(),
             email_webhook_password=env.get("EMAIL_WEBHOOK_PASSWORD", "").strip(),
             mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY", "").strip(),
+            attachment_max_bytes=_int(env, "ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024),
+            attachments_max_bytes_per_mail=_int(env, "ATTACHMENTS_MAX_BYTES_PER_MAIL", 25 * 1024 * 1024),
             metrics_dir=_metrics_dir(env),
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
             retrain=RetrainSettings.from_env(env),

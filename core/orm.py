@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -228,6 +229,24 @@ class Message(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class Attachment(Base):
+    """A file a customer's mail carried: the first mail's belong to the ticket (message_id NULL), a reply's to its
+    message. The bytes are in the database, so every API process on every machine can serve them."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_ticket_created", "ticket_id", "created_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))  # sanitised (core.attachments.safe_filename)
+    content_type: Mapped[str] = mapped_column(String(255))  # as declared, normalised; never trusted when served
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class InboundEmail(Base):
     """Every mail a webhook received: accepted (with its ticket), duplicate, or rejected with the reason."""
 
@@ -311,3 +330,19 @@ class JobLease(Base):
     holder: Mapped[str | None] = mapped_column(String(200))
     acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WorkerHeartbeat(Base):
+    """One classify worker process (host + pid) and the model it serves, refreshed every few seconds.
+
+    A table, not Redis: the embedded deployment has no Redis, and every API process on every machine already reads
+    this database. A row not refreshed for core.heartbeats.STALE_AFTER_S belongs to a process that is gone.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    model_version: Mapped[str | None] = mapped_column(String(64))  # None: up, but no model loaded yet
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

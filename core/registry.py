@@ -177,8 +177,13 @@ def _switch(session: Session, model_dir: Path,
         if not _has_files(model_dir, new.version):
             raise RegistryError(f"{version_dir(model_dir, new.version)} holds no model files")
         result = (old.version if old is not None else None, new.version)
-        _restore_unless_committed(session, model_dir, before, result)
-        set_current(model_dir, new.version)  # inside the savepoint: a file that cannot be written undoes the change
+        if current_version(model_dir) == new.version:  # read again under the lock: `before` may be stale
+            # CURRENT already names it (sync() adopting what `furiwake train` made current): nothing to write, so
+            # a MODEL_DIR this process may only read (the API's, in some deployments) does not undo the adoption.
+            _restore_unless_committed(session, model_dir, None, result)
+        else:
+            _restore_unless_committed(session, model_dir, before, result)
+            set_current(model_dir, new.version)  # inside the savepoint: a file not written undoes the change
     return result
 
 
@@ -236,16 +241,22 @@ def _row_from_meta(meta: ArtifactMeta, status: str, trigger: str, reason: str) -
         trigger=trigger,
         reason=reason,
         data_hash=meta.data_hash,
-        train_counts={"by_route": dict(counts.train_by_route), "rows": counts.rows,
+        train_counts={"by_route": dict(counts.train_by_route), "rows": counts.rows, "train_rows": counts.train,
                       "validation_rows": counts.validation},
         metrics={"validation": dict(meta.metrics.validation)},
     )
 
 
 def register_candidate(session: Session, meta: ArtifactMeta, trigger: str, train_counts: dict[str, Any]) -> None:
-    """A freshly trained version, not yet decided on."""
+    """A freshly trained version, not yet decided on.
+
+    `rows`, `by_route` and the split come from meta.json, as for a version adopted from CURRENT, so every version
+    on the Models page is counted the same way (the rows train() kept after removing duplicates, both splits; the
+    per-route counts of its training split). The caller's figures only add what meta.json cannot know (where the
+    rows came from, the input hash): before, the retrain's own `rows` (its input, duplicates included) and
+    `by_route` (both splits) replaced them, and two versions trained on the same data showed different counts."""
     row = _row_from_meta(meta, "candidate", trigger, "trained; being evaluated against the champion")
-    row.train_counts = {**row.train_counts, **train_counts}
+    row.train_counts = {**{k: v for k, v in train_counts.items() if k not in row.train_counts}, **row.train_counts}
     session.add(row)
 
 
@@ -397,15 +408,28 @@ class _NothingToDo(Exception):
 
 # --- leases -------------------------------------------------------------------------------------------------
 
+# Who asked for a retrain, as the Models page says it (the model_versions triggers).
+STARTED_BY = {"button": "an agent (Retrain now)", "schedule": "the nightly schedule", "cli": "the command line"}
+
+
 @dataclass(frozen=True)
 class LeaseState:
     holder: str
     acquired_at: datetime
     expires_at: datetime
 
+    @property
+    def started_by(self) -> str:
+        """Who started the job, from the trigger default_holder() put first; the rest of the holder (host, pid, a
+        random tag) tells processes apart and means nothing to an agent."""
+        trigger, sep, _process = self.holder.partition("@")
+        return STARTED_BY.get(trigger, "the trainer") if sep else "the trainer"
 
-def default_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+def default_holder(trigger: str | None = None) -> str:
+    """A holder unique to this process and call; `trigger@...` when the job's trigger is known (see started_by)."""
+    process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return f"{trigger}@{process}" if trigger else process
 
 
 class Lease:
@@ -501,7 +525,7 @@ def lease_state(session: Session, name: str = RETRAIN_LEASE) -> LeaseState | Non
 
 
 __all__ = [
-    "IMAGES", "ChampionChanged", "Lease", "LeaseState", "NoModelError", "Override", "RegistryError", "as_dict",
-    "champion", "lease_state", "override_rates", "promote", "register_candidate", "record_evaluation", "reject",
-    "rollback", "sync", "versions",
+    "IMAGES", "STARTED_BY", "ChampionChanged", "Lease", "LeaseState", "NoModelError", "Override", "RegistryError",
+    "as_dict", "champion", "default_holder", "lease_state", "override_rates", "promote", "register_candidate",
+    "record_evaluation", "reject", "rollback", "sync", "versions",
 ]

@@ -270,7 +270,8 @@ def retrain(
     prune), none of them open while the model trains or is evaluated: a transaction held for minutes would pin
     locks and, on SQLite, the writer.
     """
-    lease = registry.Lease(runtime.sessions, registry.RETRAIN_LEASE, runtime.settings.retrain.lease_seconds)
+    lease = registry.Lease(runtime.sessions, registry.RETRAIN_LEASE, runtime.settings.retrain.lease_seconds,
+                           holder=registry.default_holder(trigger))  # the Models page says who started it
     if not lease.acquire():
         with runtime.unit_of_work() as session:
             state = registry.lease_state(session)

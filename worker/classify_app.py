@@ -15,6 +15,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 import serving.predictor  # noqa: F401  (pre-fork TensorFlow import, see the module docstring)
 from core.artifacts import NoModelError
 from core.config import Settings
+from core.heartbeats import Heartbeat
 from core.logs import install_celery_logging
 from core.messaging import configure_celery
 from core.runtime import Runtime
@@ -30,6 +31,7 @@ if settings.result_backend:
 classify_tasks.use_batching(settings)
 model = CurrentModel(settings.model_dir)
 context.install(context.WorkerContext(runtime, model))
+heartbeat: Heartbeat | None = None  # this child's row in worker_heartbeats (core/heartbeats.py), after the fork
 
 
 @worker_process_init.connect
@@ -42,16 +44,24 @@ def _start_child(**_kwargs: object) -> None:
     runtime.reset_after_fork()
     model.reset_after_fork()
     try:
-        model.predictor()
+        model.predictor()  # logs "serving model <version> (loaded in N s)"
     except NoModelError as exc:  # no usable model yet is fine: tickets wait pending until one is there
         logging.getLogger(__name__).warning("worker child started without a model: %s", exc)
     except Exception:  # noqa: BLE001 - anything else: the tasks report it again per batch
         logging.getLogger(__name__).warning("worker child started without a model", exc_info=True)
+    # Readiness across machines: /readyz and `furiwake run` read this row. Written only now, after the load, so
+    # "serving" is never claimed before the model can route; a later hot reload shows at the next beat.
+    global heartbeat
+    heartbeat = Heartbeat(runtime.unit_of_work, lambda: model.version)
+    heartbeat.start()
 
 
 @worker_process_shutdown.connect
 def _stop_child(pid: int | None = None, **_kwargs: object) -> None:
-    """A child that exits no longer serves its model: its live gauges leave /metrics (core/metrics.py)."""
+    """A child that exits no longer serves its model: its live gauges leave /metrics (core/metrics.py), its
+    heartbeat row leaves /readyz."""
+    if heartbeat is not None:
+        heartbeat.stop()
     if settings.metrics_dir is not None and pid is not None:
         from prometheus_client import multiprocess
 

@@ -37,6 +37,12 @@ class CurrentModel:
         self._checked_at = 0.0
         self._failed_version = None
 
+    @property
+    def version(self) -> str | None:
+        """The version this process serves now (None before one is loaded); never loads (the heartbeat's view)."""
+        predictor = self._predictor
+        return str(predictor.version) if predictor is not None else None
+
     def predictor(self):  # type: ignore[no-untyped-def]
         """The current model, reloaded when MODEL_DIR/CURRENT changes; raises NoModelError if none can serve.
 
@@ -87,8 +93,9 @@ class CurrentModel:
             self._predictor = predictor
             self._failed_version = None
             metrics.worker_model(predictor.version, previous)
-            log.info("model %s loaded in %.1f s (was %s)", predictor.version, time.monotonic() - started, previous,
-                     extra={"model_version": predictor.version})
+            replacing = f", replacing {previous}" if previous is not None else ""
+            log.info("serving model %s (loaded in %.1f s%s)", predictor.version, time.monotonic() - started,
+                     replacing, extra={"model_version": predictor.version})
             return predictor
 
 

@@ -7,6 +7,12 @@ Runtime, the per-process context the task reads.
 
 from __future__ import annotations
 
+import os
+
+# TensorFlow's own variable, read when a retrain imports it: its start-up info and warning lines are noise in a
+# worker's log (errors still show). Set before anything imports TensorFlow; an operator's value wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from celery.signals import worker_process_init
 
 from core.config import Settings

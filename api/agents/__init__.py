@@ -25,10 +25,12 @@ def _nav() -> dict[str, Any]:
 
 def init_app(app: Flask, api: Api) -> None:
     from api.access import BEARER_SCHEME, BEARER_SECURITY_SCHEME
-    from api.agents import accounts, auth, web
+    from api.agents import accounts, auth, language, times, web
     from api.agents import api as agent_api
 
     auth.init_app(app)
+    times.init_app(app)  # local times on every agents' page (DISPLAY_TIMEZONE)
+    language.init_app(app)  # English or Japanese, the agent's choice
     api.spec.components.security_scheme(BEARER_SCHEME, BEARER_SECURITY_SCHEME)
     api.register_blueprint(agent_api.blp)
     app.register_blueprint(web.bp)

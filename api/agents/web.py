@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
+from urllib.parse import quote
 
 import structlog
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
@@ -19,10 +20,11 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from api.agents import conversation
+from api.agents import conversation, queue_paging
 from api.agents.auth import AgentUser, cookie_will_be_dropped, current_agent, login_required, safe_next
 from api.services import get_session, unit_of_work
 from core import agents as actions
+from core import attachments as files
 from core.orm import Agent, Ticket, utcnow
 from core.routes import ROUTES
 
@@ -150,7 +152,7 @@ def _queue_context(queue: str) -> dict[str, object]:
         "queue": queue,
         "queues": actions.QUEUES,
         "counts": counts,
-        "tickets": actions.queue_tickets(db, queue, agent_id, limit=QUEUE_PAGE),
+        **queue_paging.page(db, queue, agent_id, QUEUE_PAGE),
         "names": actions.agent_names(db),
         "now": utcnow(),
         "limit": QUEUE_PAGE,
@@ -232,11 +234,22 @@ def reroute(ticket_id: uuid.UUID) -> Response:
 @bp.post("/tickets/<uuid:ticket_id>/resolve")
 @login_required
 def resolve(ticket_id: uuid.UUID) -> Response:
-    if _act(ticket_id, actions.resolve, current_agent().agent_id):
-        flash("Resolved.", "success")
-    else:
+    if not _act(ticket_id, actions.resolve, current_agent().agent_id):
         flash("Already resolved.", "info")
-    return _back(ticket_id)
+        return _back(ticket_id)
+    return _next_in_queue("Resolved.")
+
+
+def _next_in_queue(done: str) -> Response:
+    """On to the queue's oldest open ticket (the next one to answer, as the queue lists them), else the queue: an
+    agent working through a queue should not have to go back to it after every ticket."""
+    queue = _queue_key()
+    following = actions.queue_tickets(get_session(), queue, current_agent().agent_id, limit=1)
+    if not following:
+        flash(f"{done} Nothing else is waiting in this queue.", "success")
+        return redirect(url_for("agents.queue", queue=queue), code=303)
+    flash(f"{done} Next: {following[0].reference}, the oldest in this queue.", "success")
+    return redirect(url_for("agents.ticket_page", ticket_id=following[0].id, queue=queue), code=303)
 
 
 @bp.post("/tickets/<uuid:ticket_id>/assign")
@@ -270,3 +283,29 @@ def add_message(ticket_id: uuid.UUID) -> Response:
     conversation.send_reply(message)
     flash("Reply queued: it is e-mailed to the customer (see its state below).", "success")
     return _back(ticket_id)
+
+
+# --- attachments --------------------------------------------------------------------------------------------------
+
+@bp.app_template_global()
+def ticket_files(ticket_id: uuid.UUID) -> list[files.AttachmentInfo]:
+    """The ticket page's list of attachments (its first mail's and its replies'), without their bytes."""
+    return files.ticket_attachments(get_session(), ticket_id)
+
+
+@bp.get("/tickets/<uuid:ticket_id>/attachments/<int:attachment_id>")
+@login_required
+def attachment(ticket_id: uuid.UUID, attachment_id: int) -> Response:
+    """A customer's file, always as a download: the name as RFC 6266 `filename*` (UTF-8, any script), nosniff,
+    and never a type a browser would render as a page under our origin (HTML, SVG: served as octet-stream)."""
+    stored = files.ticket_attachment(get_session(), ticket_id, attachment_id)
+    if stored is None:
+        abort(404)
+    response = Response(stored.data, content_type=files.served_type(stored.content_type))  # no charset added
+    ascii_name = stored.filename.encode("ascii", "replace").decode("ascii").replace('"', "_").replace("?", "_")
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(stored.filename, safe='')}"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

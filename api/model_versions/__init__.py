@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 from flask import Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
 from werkzeug.security import safe_join
@@ -21,6 +22,7 @@ from api.agents.auth import current_agent, login_required
 from api.agents.web import protect_agent_page
 from api.services import current_runtime, get_session
 from core import registry
+from core.artifacts import NoModelError, current_version, read_meta
 from core.messaging import enqueue_retrain
 from core.orm import ModelVersion, utcnow
 from core.routes import ROUTES
@@ -28,6 +30,8 @@ from core.routes import ROUTES
 bp = Blueprint("models", __name__, url_prefix="/agent/models")
 log = logging.getLogger(__name__)
 
+RUNNING_REFRESH_SECONDS = 15
+QUEUED_REFRESH_SECONDS = 5
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -56,14 +60,33 @@ def _rows() -> list[dict[str, object]]:
     return rows
 
 
+def _serving(model_dir: Path, champion: dict[str, object] | None) -> dict[str, object] | None:
+    """The version the workers serve (MODEL_DIR/CURRENT, what they follow) when the registry does not say so
+    itself: sync() could not record it (an unreadable meta.json, a database busy elsewhere), so the page shows
+    what routes now instead of claiming there is no model."""
+    version = current_version(model_dir)
+    if version is None or (champion is not None and champion["version"] == version):
+        return None
+    try:
+        created_at: object = read_meta(model_dir / version).created_at
+    except (NoModelError, ValueError):
+        created_at = None
+    return {"version": version, "created_at": created_at}
+
+
 @bp.get("")
 @login_required
 def index() -> str:
     rows = _rows()
     champion = next((row for row in rows if row["status"] == "champion"), None)
+    running = registry.lease_state(get_session())
+    # Reload while a retrain runs (CSP allows no inline script; a meta refresh needs none), and once shortly after
+    # the button, when the trainer may not have taken the lease yet: the page then shows the decision by itself.
+    refresh = RUNNING_REFRESH_SECONDS if running else QUEUED_REFRESH_SECONDS if request.args.get("queued") else None
     return render_template(
-        "agent/models.html", rows=rows, champion=champion, routes=ROUTES, now=utcnow(),
-        running=registry.lease_state(get_session()), agent=current_agent(),
+        "agent/models.html", rows=rows, champion=champion, routes=ROUTES, now=utcnow(), running=running,
+        serving=_serving(current_runtime().settings.model_dir, champion), refresh_seconds=refresh,
+        agent=current_agent(),
     )
 
 
@@ -102,6 +125,7 @@ def retrain() -> Response:
         log.info("agent %s queued a retrain (task %s)", current_agent().agent_id, task_id)
         flash("Retrain queued. The trainer compares the new model with the champion and promotes it only if it is "
               "better; its decision appears here.", "success")
+        return redirect(url_for("models.index", queued=1), code=303)
     return redirect(url_for("models.index"), code=303)
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,7 +17,7 @@ from core import registry
 from core.artifacts import current_version, set_current
 from core.messaging import RETRAIN_TASK, TRAINING_QUEUE
 from core.orm import Correction, Ticket
-from tests.support.agents import csrf_token, make_agent, sign_in
+from tests.support.agents import csrf_token, make_agent, sign_in, visible_text
 from tests.support.api import DEAD_BROKER_URL
 from tests.support.backends import both_backends
 from tests.support.registry import fake_version, in_unit_of_work
@@ -144,3 +147,98 @@ def test_rollback_buttons(signed_in, sessions, model_dir):
                               follow_redirects=True)
     assert "Nothing changed" in response.get_data(as_text=True) and current_version(model_dir) == "v2"
     assert signed_in.post("/agent/models/rollback", data={"csrf_token": token, "to": "../x"}).status_code == 400
+
+
+# --- what a new user sees: the model that routes, readable times, who retrains, the same counts everywhere ---------
+
+_LOCAL = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d JST")
+
+
+def test_first_visit_adopts_the_model_in_current_without_writing_model_dir(signed_in, sessions, model_dir):
+    """`furiwake train` (make run) made a version current before the registry knew of it: the first visit shows it
+    as the champion, and adopting a version CURRENT already names writes nothing (an API may only read MODEL_DIR)."""
+    set_current(model_dir, fake_version(model_dir, "20261203-100000-abcdef"))
+    before = (model_dir / "CURRENT").stat().st_ino
+    html = signed_in.get("/agent/models").get_data(as_text=True)
+    assert "No model is registered" not in html and "No model yet" not in html
+    assert 'Routing now: <span class="mono">20261203-100000-abcdef</span>' in html and "badge-champion" in html
+    assert (model_dir / "CURRENT").stat().st_ino == before
+    with sessions() as session:
+        assert registry.champion(session).trigger == "initial"  # type: ignore[union-attr]
+
+
+def test_first_visit_shows_the_served_model_even_when_the_registry_cannot_record_it(signed_in, model_dir):
+    """A meta.json without created_at (written by hand, or by an older trainer) cannot be registered, but the
+    workers serve it: the page says what routes, never that there is no model."""
+    version = fake_version(model_dir, "handmade")
+    meta = json.loads((model_dir / version / "meta.json").read_text(encoding="utf-8"))
+    del meta["created_at"]
+    (model_dir / version / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    set_current(model_dir, version)
+    html = signed_in.get("/agent/models").get_data(as_text=True)
+    assert "No model is registered" not in html and "No model yet" not in html
+    assert 'Routing now: <span class="mono">handmade</span>' in html and "not recorded it yet" in html
+
+
+def test_times_are_local_and_keep_the_exact_instant(signed_in, sessions, model_dir):
+    _two_champions_and_a_reject(sessions, model_dir)
+    html = signed_in.get("/agent/models").get_data(as_text=True)
+    shown = re.findall(r'<time datetime="([^"]+)" title="[^"]+">([^<]+)</time>', html)
+    assert len(shown) >= 4, html  # the champion's "since" and every version's creation
+    for exact, local in shown:
+        instant = datetime.fromisoformat(exact)
+        assert instant.utcoffset() == timedelta(0) and _LOCAL.fullmatch(local), (exact, local)
+        assert local == instant.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M JST")
+    assert not re.search(r">[^<]*\d{4}-\d\d-\d\dT\d\d:\d\d", html)  # no raw ISO string as text
+
+
+def test_times_follow_display_timezone(make_app):
+    app = make_app(display_timezone="UTC")
+    client = app.test_client()
+    sign_in(client, make_agent(app).email)
+    model_dir = app.extensions["furiwake"].settings.model_dir
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    html = client.get("/agent/models").get_data(as_text=True)
+    assert re.search(r"<time [^>]+>\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>", html) and " JST<" not in html
+
+
+def test_a_running_retrain_says_since_when_and_who_started_it_and_the_page_reloads(signed_in, sessions, model_dir):
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    html = signed_in.get("/agent/models").get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in html  # nothing running: the page stays still
+    lease = registry.Lease(sessions, registry.RETRAIN_LEASE, 300, holder=registry.default_holder("button"))
+    assert lease.acquire()  # as the trainer takes it for a retrain the button asked for
+    holder = lease.holder
+    html = signed_in.get("/agent/models").get_data(as_text=True)
+    text = visible_text(html)
+    since = r"Retrain running since \d{4}-\d\d-\d\d \d\d:\d\d JST ?, "
+    assert re.search(since + r"started by an agent \(Retrain now\)", text)
+    assert holder not in html and holder.partition("@")[2] not in html  # no lock id, no host:pid
+    assert re.search(r'<meta http-equiv="refresh" content="\d+; url=/agent/models">', html)
+
+
+def test_after_the_retrain_button_the_page_looks_again_shortly(signed_in, broker):
+    response = signed_in.post("/agent/models/retrain", data={"csrf_token": csrf_token(signed_in, "/agent/models")})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/agent/models?queued=1")
+    html = signed_in.get(response.headers["Location"]).get_data(as_text=True)
+    assert re.search(r'<meta http-equiv="refresh" content="\d+; url=/agent/models">', html)
+
+
+@both_backends
+def test_every_version_counts_its_rows_the_same_way(signed_in, sessions, model_dir):
+    """v0 adopted from CURRENT, v1 registered by a retrain on the same meta.json counts: the same figures. (A retrain
+    passes its input, duplicates included and both splits per route; meta.json counts what train() kept.)"""
+    from core.artifacts import read_meta
+
+    set_current(model_dir, fake_version(model_dir, "v0"))
+    in_unit_of_work(sessions, registry.sync, model_dir)
+    fake_version(model_dir, "v1")
+    retrain_counts = {"rows": 130, "by_route": {"Account": 50, "Payment": 50, "Other": 30}, "input_hash": "x",
+                      "by_source": {"corpus": 120, "corrections": 6, "resolved": 4}}
+    in_unit_of_work(sessions, registry.register_candidate, read_meta(model_dir / "v1"), "button", retrain_counts)
+    listed = {row["version"]: row["train_counts"] for row in signed_in.get("/agent/models/versions.json").get_json()}
+    for key in ("rows", "train_rows", "validation_rows", "by_route"):
+        assert listed["v0"].get(key) == listed["v1"].get(key), key
+    assert listed["v1"]["rows"] == 100 and listed["v1"]["by_source"]["corpus"] == 120
+    html = signed_in.get("/agent/models").get_data(as_text=True)
+    assert visible_text(html).count("100 rows 20 held out for validation trained on: Account 30 · Payment 30") == 2

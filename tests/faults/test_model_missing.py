@@ -101,4 +101,4 @@ def test_worker_without_a_usable_model_keeps_tickets_waiting_until_one_is_there(
     print(f"{how}: routed {waited} s after model {good} was put in place; worker said: {said[0][:300]}")
     assert (result.routed, result.failed, result.lost, result.duplicated, result.written_twice) == (
         TICKETS, 0, 0, 0, 0), result
-    assert f"model {good} loaded" in worker_log.read_text(errors="replace")
+    assert f"serving model {good} (loaded in" in worker_log.read_text(errors="replace")
