@@ -4,11 +4,6 @@ refreshes by itself), re-routes it, and the correction is in the database. Scree
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import requests
 from sqlalchemy import select
 
@@ -17,11 +12,7 @@ from core.db import make_engine, make_session_factory
 from core.orm import Correction, Ticket, TicketEvent
 from tests.support.paths import ROOT
 from tests.support.processes import service_env, start_api, start_worker, wait_for_worker_model, wait_until
-from tests.support.services import missing_service
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts"
 EMAIL, PASSWORD = "hana@example.jp", "correct horse battery staple"
 # Other customers' questions, so the queues look like a working day (sent through the JSON API).
@@ -34,17 +25,6 @@ BACKGROUND = [
     (None, "退会したいのですが、手続きの方法を教えてください。"),
 ]
 
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        missing_service(f"Debian's Chromium is not installed at {CHROMIUM} (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_agent_finds_a_web_ticket_in_its_queue_and_reroutes_it(browser, processes, trained_model_dir, tmp_path):

@@ -5,13 +5,8 @@ on loopback); an internal note is shown on the page and never sent. Screenshot i
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from core import agents
 from core.conversations import reference_tag
@@ -21,29 +16,14 @@ from tests.support.mail_e2e import Store, embedded_database, mail_env
 from tests.support.mail_replies import post_raw
 from tests.support.paths import ROOT
 from tests.support.processes import start_api, start_worker, wait_until
-from tests.support.services import missing_service
 from tests.support.smtp import smtp_server  # noqa: F401  (fixture)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts"
 EMAIL, PASSWORD = "hana@example.jp", "correct horse battery staple"
 CUSTOMER = "taro@example.jp"
 REPLY = "山田様\n\nお問い合わせありがとうございます。\nパスワードの再設定を完了いたしました。"
 NOTE = "電話でも確認済み。次回は二段階認証の案内も。"
 
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        missing_service(f"Debian's Chromium is not installed at {CHROMIUM} (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_agent_replies_to_an_email_ticket_and_adds_a_note_that_is_not_sent(

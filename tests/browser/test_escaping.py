@@ -8,21 +8,12 @@ here is read through selectors and locators. No worker: the tickets stay queued,
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import requests
 
 from core import agents
 from core.db import make_engine, make_session_factory
 from tests.support.processes import service_env, start_api
-from tests.support.services import missing_service
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]  # fmt: skip
 EMAIL, PASSWORD = "hana@example.jp", "correct horse battery staple"
 
 SCRIPT = "<script>alert(1)</script>"
@@ -33,18 +24,6 @@ BODY = f'{SCRIPT}\n{IMG}\n{JS_URL}\n<a href="{JS_URL}">click</a>'
 # valid) local part, which a browser's type=email input would not let through.
 API_TICKET = {"subject": IMG, "body": BODY, "customer_name": SCRIPT, "customer_email": f'"{SCRIPT}"@example.com'}
 FORM_SUBJECT = f"{SCRIPT} {JS_URL}"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        missing_service(f"Debian's Chromium is not installed at {CHROMIUM} (make system-deps)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _assert_inert(page) -> None:  # noqa: ANN001
