@@ -98,6 +98,9 @@ class Ticket(Base):
     score_payment: Mapped[float | None] = mapped_column(Float)
     score_other: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str | None] = mapped_column(String(64))
+    # The model's second output: the corpus' fine category (e.g. "Payment - Refund"); the route stays the contract.
+    fine_category: Mapped[str | None] = mapped_column(String(64))
+    fine_confidence: Mapped[float | None] = mapped_column(Float)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     message_id: Mapped[str | None] = mapped_column(String(998), unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -159,6 +162,8 @@ class Correction(Base):
     ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     predicted_route: Mapped[str | None] = mapped_column(String(16))
     corrected_route: Mapped[str] = mapped_column(String(16))
+    predicted_category: Mapped[str | None] = mapped_column(String(64))
+    corrected_category: Mapped[str | None] = mapped_column(String(64))  # None: the agent corrected the route only
     model_version: Mapped[str | None] = mapped_column(String(64))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
