@@ -15,6 +15,7 @@ from marshmallow import fields, validate
 from api.services import current_runtime
 from core.orm import STATUSES, Ticket
 from core.routes import ROUTES
+from core.search import QUERY_MAX
 from core.tickets import Position
 
 
@@ -111,6 +112,10 @@ class TicketSchema(ma.Schema):
     confidence = fields.Float(required=True, allow_none=True)
     scores = fields.Dict(required=True, keys=fields.String(), values=fields.Float(), allow_none=True)
     model_version = fields.String(required=True, allow_none=True)
+    fine_category = fields.String(required=True, allow_none=True, metadata={
+        "description": "The fine category, e.g. `Payment - Refund`: the model's second output, or the one an agent"
+                       " set (then fine_confidence is null)"})
+    fine_confidence = fields.Float(required=True, allow_none=True)
     attempts = fields.Integer(required=True)
     last_error = fields.String(required=True, allow_none=True)
     created_at = fields.DateTime(required=True, format="iso")
@@ -146,6 +151,9 @@ class TicketListQuerySchema(ma.Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = CursorField(metadata={"description": "`next_cursor` of the previous page"})
+    q = fields.String(validate=validate.Length(min=1, max=QUERY_MAX), metadata={"description": (
+        "Search: a reference (T-XXXXXXXX), an address (or part of one, with @), or words that must all appear in"
+        " the subject, text, name or address, Japanese included; results are newest first, every status")})
 
 
 class TicketPageSchema(ma.Schema):

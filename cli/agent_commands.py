@@ -1,5 +1,6 @@
 """Agent commands: create-agent (asks for the password), create-token (prints a bearer token for the API),
-deactivate-agent / activate-agent, revoke-tokens and list-agents. Each command is one unit of work."""
+deactivate-agent / activate-agent, revoke-tokens, list-agents, and `agent routes / available / away / cap` for
+automatic assignment. Each command is one unit of work."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import argparse
 import getpass
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.database import existing_database
 from cli.errors import CLIError
 from core.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from core.orm import Agent
 
 Subparsers = Any  # argparse's _SubParsersAction is private
 
@@ -124,6 +130,85 @@ def cmd_list_agents(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- `furiwake agent …`: what automatic assignment needs to know (core/assignment.py; docs/agents.md) --------------
+
+def _standing(session: Session, agent: Agent, settings: Settings) -> str:
+    """One line: the agent's routes, availability, cap and open tickets."""
+    from core import assignment
+
+    routes = ", ".join(assignment.routes_of(session, agent.id)) or "no route"
+    state = "available" if agent.available else "away"
+    if not agent.active:
+        state += " (deactivated: gets no tickets)"
+    cap = f"cap {agent.max_open}" if agent.max_open is not None else f"cap {settings.assignment.max_open} (default)"
+    return f"{agent.email}: {routes}; {state}; {cap}; {assignment.open_counts(session, [agent.id])[agent.id]} open"
+
+
+def _assign_now(session: Session, agent: Agent, settings: Settings) -> str:
+    """Waiting tickets of the agent's routes go out at once (to whoever may take them), not at the next pass."""
+    from core import assignment
+
+    done = assignment.assign_waiting(session, settings.assignment, routes=assignment.routes_of(session, agent.id))
+    return f"\n{len(done)} waiting ticket(s) assigned" if done else ""
+
+
+def cmd_agent_routes(args: argparse.Namespace, settings: Settings) -> int:
+    """Set the routes (skills) an agent is assigned tickets of; with none given, show the agent's standing."""
+    from core import assignment
+    from core.agents import require_agent
+
+    if args.clear and args.routes:
+        raise CLIError("give routes or --clear, not both")
+    with existing_database(settings) as runtime, runtime.unit_of_work() as session:
+        agent = require_agent(session, args.email)
+        after = ""
+        if args.routes or args.clear:
+            assignment.set_routes(session, agent, args.routes)
+            after = _assign_now(session, agent, settings)
+        line = _standing(session, agent, settings) + after
+    print(line)
+    return 0
+
+
+def cmd_agent_availability(args: argparse.Namespace, settings: Settings) -> int:
+    """available: new tickets may come (waiting ones come at once); away: none come, the open ones stay theirs."""
+    from core import assignment
+    from core.agents import require_agent
+
+    available = args.agent_command == "available"
+    with existing_database(settings) as runtime, runtime.unit_of_work() as session:
+        agent = require_agent(session, args.email)
+        assignment.set_available(agent, available)
+        after = _assign_now(session, agent, settings) if available else ""
+        line = _standing(session, agent, settings) + after
+    print(line)
+    return 0
+
+
+def _cap(raw: str) -> int | None:
+    if raw.strip().lower() == "default":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or `default`, got {raw!r}") from None
+
+
+def cmd_agent_cap(args: argparse.Namespace, settings: Settings) -> int:
+    """The most open tickets assignment gives the agent (`default`: ASSIGNMENT_MAX_OPEN); tickets they already
+    have above a lowered cap stay theirs."""
+    from core import assignment
+    from core.agents import require_agent
+
+    with existing_database(settings) as runtime, runtime.unit_of_work() as session:
+        agent = require_agent(session, args.email)
+        assignment.set_cap(agent, args.cap)
+        after = _assign_now(session, agent, settings)
+        line = _standing(session, agent, settings) + after
+    print(line)
+    return 0
+
+
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("create-agent", help="add an agent who signs in to /agent (asks for the password)")
     p.add_argument("email")
@@ -150,3 +235,21 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("list-agents", help="list agents, active or not, with their live API tokens")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_list_agents)
+
+    p = sub.add_parser("agent", help="an agent's routes, availability and cap for automatic assignment")
+    agent_sub = p.add_subparsers(dest="agent_command", required=True)
+    p = agent_sub.add_parser("routes", help="set the routes an agent gets tickets of (none given: show them)")
+    p.add_argument("email")
+    p.add_argument("routes", nargs="*", metavar="ROUTE", help="Account, Payment or Other")
+    p.add_argument("--clear", action="store_true", help="no route: the agent gets no tickets automatically")
+    p.set_defaults(func=cmd_agent_routes)
+    p = agent_sub.add_parser("available", help="the agent takes new tickets again")
+    p.add_argument("email")
+    p.set_defaults(func=cmd_agent_availability)
+    p = agent_sub.add_parser("away", help="the agent gets no new tickets (their open ones stay theirs)")
+    p.add_argument("email")
+    p.set_defaults(func=cmd_agent_availability)
+    p = agent_sub.add_parser("cap", help="the most open tickets the agent is given (or `default`)")
+    p.add_argument("email")
+    p.add_argument("cap", type=_cap, metavar="N", help="a number from 1, or `default` (ASSIGNMENT_MAX_OPEN)")
+    p.set_defaults(func=cmd_agent_cap)

@@ -2,6 +2,7 @@
 
   model_commands     train, evaluate, predict, models, retrain, model rollback, model prune
   agent_commands     create-agent, create-token
+  webhook_commands   webhook add, webhook list, webhook remove
   database_commands  migrate, run
 
 Every failure the user can cause (missing file, malformed row, unknown format, no model yet, no database, a
@@ -23,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
-from cli import agent_commands, database_commands, model_commands  # noqa: E402
+from cli import agent_commands, database_commands, model_commands, webhook_commands  # noqa: E402
 from cli.errors import CLIError, describe_database_error  # noqa: E402
 from core.artifacts import NoModelError  # noqa: E402
 from core.config import ConfigError, Settings  # noqa: E402
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.register(sub)
     database_commands.register(sub)
     agent_commands.register(sub)
+    webhook_commands.register(sub)
     return parser
 
 

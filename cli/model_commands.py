@@ -1,5 +1,8 @@
 """Model commands: train, evaluate, predict (no database), and models, retrain, model rollback/prune (the registry).
 
+The registry commands also upload the registered versions whose files are only in this machine's MODEL_DIR
+(registry.publish_local: versions trained before the database kept model files), so other machines can serve them.
+
 TensorFlow loads only inside the commands that need it, once their input is known to be good.
 """
 
@@ -87,11 +90,13 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     for text, prediction in zip(texts, predictor.predict(texts), strict=True):
         if args.json:
             print(json.dumps({"route": prediction.route, "confidence": prediction.confidence,
-                              "probabilities": prediction.probabilities, "model_version": predictor.version},
-                             ensure_ascii=False))
+                              "probabilities": prediction.probabilities, "category": prediction.category,
+                              "category_confidence": prediction.category_confidence,
+                              "model_version": predictor.version}, ensure_ascii=False))
         else:
             scores = "  ".join(f"{k} {v:.3f}" for k, v in prediction.probabilities.items())
-            print(f"{prediction.route}\t{prediction.confidence:.3f}\t({scores})\t{text[:60]!r}")
+            fine = f"\t{prediction.category} {prediction.category_confidence:.3f}" if prediction.category else ""
+            print(f"{prediction.route}\t{prediction.confidence:.3f}\t({scores}){fine}\t{text[:60]!r}")
     return 0
 
 
@@ -101,6 +106,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
     with existing_database(settings) as runtime, runtime.unit_of_work() as session:
         registry.sync(session, settings.model_dir)
+        registry.publish_local(session, settings.model_dir)
         rates = registry.override_rates(session)
         rows = [registry.as_dict(row, rates.get(row.version)) for row in registry.versions(session)]
     if args.json:
@@ -145,16 +151,18 @@ def cmd_model_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
     with existing_database(settings) as runtime, runtime.unit_of_work() as session:
         registry.sync(session, settings.model_dir)
+        registry.publish_local(session, settings.model_dir)
         old, new = registry.rollback(session, settings.model_dir, to=args.to, actor="cli")
     if args.json:
         print(json.dumps({"champion": new, "previous": old}))
     else:
-        print(f"the champion is now {new} (was {old}); workers switch to it within seconds")
+        print(f"the champion is now {new} (was {old}); workers on every machine switch to it within seconds")
     return 0
 
 
 def cmd_model_prune(args: argparse.Namespace, settings: Settings) -> int:
-    """Delete the files of old model versions, keeping the champion and the --keep newest others."""
+    """Delete the files of old model versions (in the database and here; every worker drops its cached copy),
+    keeping the champion and the --keep newest others."""
     from core import registry
 
     keep = settings.retrain.keep_versions if args.keep is None else args.keep

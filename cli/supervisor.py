@@ -67,9 +67,11 @@ def commands(settings: Settings) -> dict[str, list[str]]:
                    "--concurrency", str(settings.worker_concurrency), "--loglevel", "INFO", *embedded],
         "beat": [*_python(), "-m", "celery", "-A", "worker.beat", "beat", "--loglevel", "INFO",
                  "--schedule", str(settings.home / "var" / "celerybeat-schedule")],
-        # Retraining (docs/retraining.md): the nightly job and the Models page's button, one at a time.
+        # Retraining (docs/retraining.md): the nightly job and the Models page's button, one at a time. A fresh
+        # child after each retrain: TensorFlow (hundreds of MiB) is held only while training.
         "trainer": [*_python(), "-m", "celery", "-A", "worker.trainer_app", "worker", "-Q", "training",
-                    "--concurrency", "1", "-n", "trainer@%h", "--loglevel", "INFO", *embedded],
+                    "--concurrency", "1", "--max-tasks-per-child", "1", "-n", "trainer@%h", "--loglevel", "INFO",
+                    *embedded],
     }
 
 

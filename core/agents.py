@@ -20,7 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import ColumnElement, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from core import metrics
+from core import metrics, webhooks
+from core.categories import Catalog, catalog
 from core.orm import Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
 from core.routes import ROUTES
 from core.tickets import Position
@@ -347,39 +348,82 @@ def _event(session: Session, ticket: Ticket, kind: str, detail: str | None, agen
     return event
 
 
-def reroute(session: Session, ticket_id: uuid.UUID, route: str, agent_id: int | None) -> tuple[Ticket, bool]:
-    """Set the ticket's route by hand; return (ticket, whether anything changed).
+def model_category(session: Session, ticket: Ticket) -> str | None:
+    """The category the model gave the ticket, whatever a person has set since. Every Correction records it, so
+    the first one holds it; without a correction, it is the ticket's own."""
+    kept = session.execute(
+        select(Correction.predicted_category, Correction.corrected_category)
+        .where(Correction.ticket_id == ticket.id).order_by(Correction.created_at, Correction.id)
+    ).all()
+    if not kept:
+        return ticket.fine_category
+    if kept[0].predicted_category is not None:
+        return kept[0].predicted_category
+    # Corrections from before categories: the ticket's own, unless a person has set it since.
+    return None if any(row.corrected_category is not None for row in kept) else ticket.fine_category
 
-    A change of route, and the confirmation of a ticket the model left for review, store a Correction (the model's
-    own route, the agent's route, the model version): the training signal for the next model. The ticket becomes
-    `routed` (unless already resolved), so a worker that has not classified it yet leaves it alone. Setting the
-    route a routed ticket already has changes nothing and stores nothing.
+
+def check_category(category: str, route: str, known: Catalog) -> None:
+    """AgentError unless the category is a known one and belongs to the route (where the route map says)."""
+    if category not in known.routes:
+        raise AgentError(f"unknown category {category!r}; one of {', '.join(known.names)}")
+    its_route = known.route_of(category)
+    if its_route is not None and its_route != route:
+        raise AgentError(f"category {category!r} belongs to the {its_route} route, not {route}")
+
+
+def reroute(session: Session, ticket_id: uuid.UUID, route: str, agent_id: int | None, category: str | None = None,
+            *, known: Catalog | None = None) -> tuple[Ticket, bool]:
+    """Set the ticket's route, and optionally its fine category, by hand; return (ticket, whether anything changed).
+
+    A change of route or of category, and the confirmation of a ticket the model left for review, store a
+    Correction (the model's own route and category, the agent's, the model version): the training signal for the
+    next model. The category must be one the model knows (`known`: core.categories.catalog, from the configured
+    corpus and route map; None reads the defaults) and belong to the route. A route change without a category
+    drops a category of another route, so suggestions follow the new route. The ticket becomes `routed` (unless
+    already resolved), so a worker that has not classified it yet leaves it alone. Setting what a routed ticket
+    already has changes nothing and stores nothing.
     """
     if route not in ROUTES:
         raise AgentError(f"unknown route {route!r}; one of {', '.join(ROUTES)}")
+    if category is not None:
+        known = known or catalog(session)
+        check_category(category, route, known)
     ticket = _locked_ticket(session, ticket_id)
     previous = ticket.route
+    previous_category = ticket.fine_category
     reviewing = ticket.status not in ("routed", "resolved")
-    if previous == route and not reviewing:
+    recategorised = category is not None and category != previous_category
+    if previous == route and not reviewing and not recategorised:
         return ticket, False
     now = utcnow()
     predicted = model_route(ticket)
     session.add(Correction(
         ticket_id=ticket.id, predicted_route=predicted or previous, corrected_route=route,
+        predicted_category=model_category(session, ticket), corrected_category=category,
         model_version=ticket.model_version, agent_id=agent_id, created_at=now,
     ))  # fmt: skip
     if predicted is not None and predicted != route:  # the model was overruled (a confirmation is no override)
         version = ticket.model_version
         metrics.on_commit(session, lambda: metrics.route_overridden(predicted, route, version))
-    if previous == route:
-        _event(session, ticket, "reviewed", f"{route} confirmed", agent_id)
-    else:
+    if previous != route:
         _event(session, ticket, "rerouted", f"{previous or 'none'} → {route}", agent_id)
+    elif reviewing:
+        _event(session, ticket, "reviewed", f"{route} confirmed", agent_id)
+    if recategorised:
+        _event(session, ticket, "recategorised", f"{previous_category or 'none'} → {category}", agent_id)
+        ticket.fine_category, ticket.fine_confidence = category, None  # a person's choice has no model score
+    elif category is None and previous != route and previous_category is not None:
+        known = known or catalog(session)
+        if known.route_of(previous_category) not in (None, route):
+            ticket.fine_category, ticket.fine_confidence = None, None
     ticket.route = route
     if ticket.status != "resolved":
         ticket.status = "routed"
     if ticket.routed_at is None:
         ticket.routed_at = now
+    if previous != route:
+        webhooks.emit(session, webhooks.TICKET_REROUTED, ticket, {"previous_route": previous, "agent_id": agent_id})
     return ticket, True
 
 
@@ -391,6 +435,10 @@ def resolve(session: Session, ticket_id: uuid.UUID, agent_id: int | None) -> tup
     ticket.status = "resolved"
     ticket.resolved_at = utcnow()
     _event(session, ticket, "resolved", None, agent_id)
+    webhooks.emit(session, webhooks.TICKET_RESOLVED, ticket, {"agent_id": agent_id})
+    from core.assignment import after_resolve  # the freed slot takes the next waiting ticket (core/assignment.py)
+
+    after_resolve(session, ticket)
     return ticket, True
 
 
@@ -405,6 +453,8 @@ def assign(session: Session, ticket_id: uuid.UUID, agent_id: int) -> tuple[Ticke
         detail = f"taken over from {agent_names(session).get(previous, 'a former agent')}"
     ticket.assigned_agent_id = agent_id
     _event(session, ticket, "assigned", detail, agent_id)
+    webhooks.emit(session, webhooks.TICKET_ASSIGNED, ticket,
+                  {"agent_id": agent_id, "previous_agent_id": previous, "reason": "by hand"})
     return ticket, True
 
 
@@ -419,8 +469,8 @@ class HistoryEntry:
 
 
 _EVENT_TEXT = {
-    "rerouted": "Re-routed", "reviewed": "Reviewed", "resolved": "Resolved", "assigned": "Assigned",
-    "reopened": "Reopened", "attachment_dropped": "Attachment not kept",
+    "rerouted": "Re-routed", "reviewed": "Reviewed", "recategorised": "Category", "resolved": "Resolved",
+    "assigned": "Assigned", "reopened": "Reopened", "attachment_dropped": "Attachment not kept",
 }
 
 

@@ -165,6 +165,7 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     retrain: RetrainSettings = field(default_factory=lambda: RetrainSettings())
     mail: MailSettings = field(default_factory=lambda: MailSettings())  # sending mail (docs/email.md)
+    assignment: AssignmentSettings = field(default_factory=lambda: AssignmentSettings())  # docs/agents.md
     testing: bool = False
 
     @property
@@ -220,6 +221,7 @@ class Settings:
             metrics_token=env.get("METRICS_TOKEN", "").strip(),
             retrain=RetrainSettings.from_env(env),
             mail=MailSettings.from_env(env),
+            assignment=AssignmentSettings.from_env(env),
         )
         for name, value in (("WEB_CONCURRENCY", settings.web_concurrency),
                             ("WORKER_CONCURRENCY", settings.worker_concurrency),
@@ -424,4 +426,36 @@ class MailSettings:
         )
         if settings.acknowledge_max_per_hour < 1:
             raise ConfigError("ACKNOWLEDGE_MAX_PER_HOUR: must be at least 1 (ACKNOWLEDGE=off turns them off)")
+        return settings
+
+
+# --- Assigning tickets to agents (docs/agents.md, "Assignment") -------------------------------------------------
+
+ASSIGNMENT_MODES = ("least_loaded", "round_robin", "off")
+
+
+@dataclass(frozen=True)
+class AssignmentSettings:
+    """How routed tickets go to agents of their route (ASSIGNMENT, ASSIGNMENT_MAX_OPEN,
+    ASSIGNMENT_UNTOUCHED_MINUTES); core/assignment.py applies them."""
+
+    mode: str = "least_loaded"  # or round_robin; off: agents take tickets by hand
+    max_open: int = 10  # open tickets per agent, unless the agent has a cap of their own
+    untouched_minutes: int = 30  # an assignee who has not acted on a ticket by then loses it to the pool
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AssignmentSettings:
+        settings = cls(
+            mode=_choice(env, "ASSIGNMENT", cls.mode, ASSIGNMENT_MODES),
+            max_open=_int(env, "ASSIGNMENT_MAX_OPEN", cls.max_open),
+            untouched_minutes=_int(env, "ASSIGNMENT_UNTOUCHED_MINUTES", cls.untouched_minutes),
+        )
+        if settings.max_open < 1:
+            raise ConfigError(f"ASSIGNMENT_MAX_OPEN: must be at least 1, got {settings.max_open}")
+        if settings.untouched_minutes < 1:
+            raise ConfigError(f"ASSIGNMENT_UNTOUCHED_MINUTES: must be at least 1, got {settings.untouched_minutes}")
         return settings

@@ -82,6 +82,8 @@ class Ticket(Base):
         Index("ix_tickets_created", "created_at", "id"),
         # Per model version: the override rate (grouped) and the retrain's replay of its newest routed tickets.
         Index("ix_tickets_model_version_routed", "model_version", "routed_at"),
+        # Automatic assignment (core/assignment.py): each agent's open tickets, counted on every assignment.
+        Index("ix_tickets_assigned_status", "assigned_agent_id", "status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -102,13 +104,18 @@ class Ticket(Base):
     fine_category: Mapped[str | None] = mapped_column(String(64))
     fine_confidence: Mapped[float | None] = mapped_column(Float)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    message_id: Mapped[str | None] = mapped_column(String(998), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(998), unique=True)  # e-mail: a dedupe key, not the id
+    # The customer's first mail's own Message-ID (e-mail tickets): what our first reply names in In-Reply-To.
+    mail_message_id: Mapped[str | None] = mapped_column(String(998))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # When the current assignee got the ticket automatically (core/assignment.py times "untouched" from it); None
+    # for a ticket nobody has, or one an agent took by hand.
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
@@ -132,6 +139,11 @@ class Agent(Base):
     # Part of every session cookie's id; signing out or deactivating bumps it, so every cookie issued before (a
     # copied one included) is refused at its next request.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Automatic assignment (core/assignment.py): whether new tickets may go to the agent now (available / away),
+    # their own cap of open tickets (None: ASSIGNMENT_MAX_OPEN), and when they last got one (round-robin order).
+    available: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    max_open: Mapped[int | None] = mapped_column(Integer)
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiToken(Base):
@@ -351,3 +363,83 @@ class WorkerHeartbeat(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))  # None: up, but no model loaded yet
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ModelArtifact(Base):
+    """One file of a trained model version (model.keras, meta.json, the plots), kept in the database so that every
+    machine can fetch the version it serves: MODEL_DIR is only a cache of these rows (core/model_store.py).
+
+    Deleting the rows of a version (the registry's prune) is what removes it from every machine's cache; the
+    version's own row stays in model_versions for its history.
+    """
+
+    __tablename__ = "model_artifacts"
+
+    version: Mapped[str] = mapped_column(
+        String(64), ForeignKey("model_versions.version", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # a path relative to the version directory
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # listing a manifest never loads the bytes
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+WEBHOOK_DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+class WebhookSubscription(Base):
+    """An outbound webhook: the events (core.webhooks.EVENTS) POSTed to a URL, each signed with the secret.
+
+    The secret is kept as given, not hashed: every delivery is signed with it (HMAC), so it must be readable.
+    `events` is a comma-separated list, matched in SQL (core.webhooks.subscriber_ids).
+    """
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    events: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: the outbox row a task POSTs (worker.webhook_tasks), retried until delivered
+    or given up. The payload is the exact body sent on every attempt, so the event id in it never changes; one
+    event goes once to each subscription (the unique index)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", WEBHOOK_DELIVERY_STATES), name="ck_webhook_deliveries_status"),
+        Index("uq_webhook_deliveries_subscription_event", "subscription_id", "event_id", unique=True),
+        # The sweep: deliveries still pending, oldest first.
+        Index("ix_webhook_deliveries_status_created", "status", "created_at"),
+        # The admin page: the newest deliveries.
+        Index("ix_webhook_deliveries_created", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    event: Mapped[str] = mapped_column(String(32))
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AgentRoute(Base):
+    """A route an agent works in (their skill): automatic assignment gives an agent tickets of their routes only."""
+
+    __tablename__ = "agent_routes"
+    __table_args__ = (
+        CheckConstraint(_in("route", ("Account", "Payment", "Other")), name="ck_agent_routes_route"),
+    )
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    route: Mapped[str] = mapped_column(String(16), primary_key=True)

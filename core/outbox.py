@@ -100,9 +100,8 @@ def _thread(session: Session, ticket: Ticket) -> tuple[str | None, str | None]:
         .order_by(Message.created_at, Message.id)
     ).all()
     ids: list[str] = [message_id for _kind, message_id in rows if message_id]
-    # The ticket's own message_id is the customer's first Message-ID only when it looks like one (e-mail intake
-    # may store a dedupe key there instead).
-    first = ticket.message_id if ticket.message_id and ticket.message_id.startswith("<") else None
+    # The customer's first mail (tickets.message_id holds its dedupe key, mail_message_id its own id).
+    first = ticket.mail_message_id
     if first:
         ids.insert(0, first)
     customer = [message_id for kind, message_id in rows if kind == "customer"]

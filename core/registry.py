@@ -1,8 +1,12 @@
 """The model registry: which trained versions exist, which one serves (the champion), and why.
 
-The `model_versions` table is the source of truth. MODEL_DIR/CURRENT is kept equal to the champion because that
-file is what the workers follow (worker/current_model.py looks every 2 s and hot-reloads a new version). Every function
-here takes the caller's Session and never commits (the entry point's unit of work does). A change of champion
+The `model_versions` table is the source of truth, and `model_artifacts` holds each version's files
+(core/model_store.py): a champion is never crowned without its files stored, so a worker on any machine can fetch
+it, and MODEL_DIR on each machine is a cache. Workers learn the champion from the database
+(worker/current_model.py looks every 2 s and hot-reloads a new version). MODEL_DIR/CURRENT is still kept equal to
+the champion on the machine that changes it (and by the workers on theirs): `furiwake predict` and `evaluate`
+default to it, and `furiwake train` makes a version current through it. Every function here takes the caller's
+Session and never commits (the entry point's unit of work does). A change of champion
 writes CURRENT inside that transaction, as its last step and while holding the registry's row lock, so two changes
 (a promotion and a rollback, say) cannot write the file out of order; if the transaction then ends without a
 commit (the commit failed, or the caller raised afterwards), the file is put back (see `_switch`). `sync()` repairs
@@ -10,8 +14,13 @@ whatever a crash between the two left behind:
 
 - CURRENT names a version the registry does not know (the registry is new, or `furiwake train` made a version
   current by hand): that version is adopted as the champion (trigger `initial` for the very first, else `cli`);
-- CURRENT names a known version that is not the champion (a crash after the file, before the commit), or is
-  missing: the database wins and CURRENT is written again.
+- CURRENT names a known version that is not the champion (a crash after the file, before the commit; another
+  machine changed the champion), or is missing: the database wins, the champion's files are fetched into MODEL_DIR
+  if they are not there, and CURRENT is written again.
+
+Versions registered before the database kept files have them on the trainer's disk only: `publish_local` uploads
+them (the workers call it when they start, and so do `furiwake models`, `furiwake model …` and every retrain's
+prune). Pruning deletes a version's stored files; each worker then deletes its cached copy (model_store.evict).
 
 Jobs that must run alone (retraining) hold a `Lease`: a row taken by a conditional UPDATE and renewed while the
 job runs, so a trainer that crashed blocks the next retrain for one lease period at most, on PostgreSQL and on the
@@ -40,6 +49,7 @@ from sqlalchemy import CursorResult, Table, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from core import model_store
 from core.artifacts import ArtifactMeta, NoModelError, current_version, read_meta, set_current, version_dir
 from core.orm import Correction, JobLease, ModelVersion, Ticket, utcnow
 
@@ -152,8 +162,31 @@ def as_dict(row: ModelVersion, override: Override | None = None) -> dict[str, An
 # --- changing the champion ----------------------------------------------------------------------------------
 
 def _has_files(model_dir: Path, version: str) -> bool:
+    """Whether this machine's MODEL_DIR holds the version's files."""
     return (version_dir(model_dir, version) / "meta.json").is_file() and (
         version_dir(model_dir, version) / "model.keras").is_file()
+
+
+def _servable(session: Session, model_dir: Path, version: str) -> bool:
+    """Whether the version's files are stored in the database or, not yet uploaded, on this machine."""
+    return model_store.is_servable(model_store.manifest(session, version)) or _has_files(model_dir, version)
+
+
+def _stored_and_cached(session: Session, model_dir: Path, version: str) -> bool:
+    """Make sure a version about to be crowned is stored (from this machine's files, which also adds what was
+    written since its registration, like evaluation.png), and cached here so CURRENT can name it. Returns whether
+    MODEL_DIR holds it now: a MODEL_DIR this process may only read keeps its CURRENT (the workers need none)."""
+    if _has_files(model_dir, version):
+        model_store.store(session, version, version_dir(model_dir, version))
+        return True
+    if not model_store.is_servable(model_store.manifest(session, version)):
+        raise RegistryError(f"{version_dir(model_dir, version)} holds no model files, nor does the database")
+    try:
+        model_store.fetch(session, version, model_dir)
+    except OSError as exc:
+        log.warning("could not cache model %s in %s (%s); CURRENT there is left as it is", version, model_dir, exc)
+        return False
+    return True
 
 
 def _note(row: ModelVersion, line: str) -> None:
@@ -174,10 +207,9 @@ def _switch(session: Session, model_dir: Path,
         _lock_registry(session)
         old, new = change(session)
         session.flush()
-        if not _has_files(model_dir, new.version):
-            raise RegistryError(f"{version_dir(model_dir, new.version)} holds no model files")
+        cached = _stored_and_cached(session, model_dir, new.version)
         result = (old.version if old is not None else None, new.version)
-        if current_version(model_dir) == new.version:  # read again under the lock: `before` may be stale
+        if not cached or current_version(model_dir) == new.version:  # read again under the lock: `before` may be stale
             # CURRENT already names it (sync() adopting what `furiwake train` made current): nothing to write, so
             # a MODEL_DIR this process may only read (the API's, in some deployments) does not undo the adoption.
             _restore_unless_committed(session, model_dir, None, result)
@@ -234,6 +266,11 @@ def _row_from_meta(meta: ArtifactMeta, status: str, trigger: str, reason: str) -
     if meta.created_at is None:
         raise RegistryError(f"the meta.json of {meta.version} has no created_at; it cannot be registered")
     counts = meta.counts
+    train_counts: dict[str, Any] = {"by_route": dict(counts.train_by_route), "rows": counts.rows,
+                                    "train_rows": counts.train, "validation_rows": counts.validation}
+    categories = meta.extra.get("categories")
+    if isinstance(categories, list) and categories:  # the fine-category head's labels: what agents may choose
+        train_counts["categories"] = sorted(str(name) for name in categories)
     return ModelVersion(
         version=meta.version,
         created_at=meta.created_at,
@@ -241,13 +278,13 @@ def _row_from_meta(meta: ArtifactMeta, status: str, trigger: str, reason: str) -
         trigger=trigger,
         reason=reason,
         data_hash=meta.data_hash,
-        train_counts={"by_route": dict(counts.train_by_route), "rows": counts.rows, "train_rows": counts.train,
-                      "validation_rows": counts.validation},
+        train_counts=train_counts,
         metrics={"validation": dict(meta.metrics.validation)},
     )
 
 
-def register_candidate(session: Session, meta: ArtifactMeta, trigger: str, train_counts: dict[str, Any]) -> None:
+def register_candidate(session: Session, meta: ArtifactMeta, trigger: str, train_counts: dict[str, Any],
+                       path: Path | None = None) -> None:
     """A freshly trained version, not yet decided on.
 
     `rows`, `by_route` and the split come from meta.json, as for a version adopted from CURRENT, so every version
@@ -258,6 +295,9 @@ def register_candidate(session: Session, meta: ArtifactMeta, trigger: str, train
     row = _row_from_meta(meta, "candidate", trigger, "trained; being evaluated against the champion")
     row.train_counts = {**{k: v for k, v in train_counts.items() if k not in row.train_counts}, **row.train_counts}
     session.add(row)
+    if path is not None:  # its files in the same transaction; else at its promotion (_switch) or by publish_local
+        session.flush()
+        model_store.store(session, meta.version, path)
 
 
 def record_evaluation(session: Session, version: str, evaluation: dict[str, Any],
@@ -320,7 +360,7 @@ def rollback(session: Session, model_dir: Path, to: str | None = None,
         target = session.get(ModelVersion, target_version)
         if target is None:
             raise RegistryError(f"{target_version} is not a registered version (`furiwake models` lists them)")
-        if not _has_files(model_dir, target_version):
+        if not _servable(session, model_dir, target_version):
             raise RegistryError(f"{version_dir(model_dir, target_version)} holds no model files any more")
         now = utcnow()
         _note(target, f"{now:%Y-%m-%d %H:%M} UTC made champion again by {actor} (rollback from {old.version})")
@@ -334,30 +374,63 @@ def prune(session: Session, model_dir: Path, keep: int, dry_run: bool = False) -
     """Delete the model files of old versions; return the versions pruned (or, with dry_run, that would be).
 
     Kept: the champion, whatever CURRENT names, candidates still being evaluated, and the `keep` newest of the other
-    versions that still have files (the rollback targets). A version directory is ~30 MB and a nightly retrain
-    writes one, so without this MODEL_DIR grows by gigabytes a year. The registry rows stay (history, the Models
-    page); a pruned version can no longer be rolled back to, and rollback says so. Directories the registry does
-    not know are left alone.
+    versions that still have files (the rollback targets). A version is ~30 MB and a nightly retrain writes one, so
+    without this the database and MODEL_DIR grow by gigabytes a year. A pruned version's stored files are deleted
+    (so every worker drops its cached copy at its next check) and so is its directory here. The registry rows stay
+    (history, the Models page); a pruned version can no longer be rolled back to, and rollback says so. Directories
+    the registry does not know are left alone. The kept versions not stored yet are uploaded (publish_local).
     """
     if keep < 0:
         raise RegistryError(f"keep must not be negative, got {keep}")
     pruned: list[str] = []
     _lock_registry(session)  # no promotion or rollback can pick a version while its files go (until the commit)
     current = current_version(model_dir)
+    stored = model_store.stored_versions(session)
     others = [
         row for row in versions(session)
         if row.status not in ("champion", "candidate") and row.version != current
-        and version_dir(model_dir, row.version).is_dir()
+        and (row.version in stored or version_dir(model_dir, row.version).is_dir())
     ]
     now = utcnow()
     for row in others[keep:]:
         pruned.append(row.version)
         if not dry_run:
-            shutil.rmtree(version_dir(model_dir, row.version))
-            _note(row, f"{now:%Y-%m-%d %H:%M} UTC model files pruned (the {keep} newest were kept)")
-    if pruned and not dry_run:
-        log.info("pruned the files of %d old model versions: %s", len(pruned), ", ".join(pruned))
+            model_store.remove(session, row.version)
+            shutil.rmtree(version_dir(model_dir, row.version), ignore_errors=True)
+            _note(row, f"{now:%Y-%m-%d %H:%M} UTC {PRUNED_NOTE} (the {keep} newest were kept)")
+    if not dry_run:
+        if pruned:
+            log.info("pruned the files of %d old model versions: %s", len(pruned), ", ".join(pruned))
+        publish_local(session, model_dir)
     return pruned
+
+
+PRUNED_NOTE = "model files pruned"
+
+
+def publish_local(session: Session, model_dir: Path) -> list[str]:
+    """Upload the registered versions whose files are in this MODEL_DIR only (trained before the database kept
+    them); return those versions. One that fails (a damaged directory) is logged and left for the next call.
+
+    Skipped: a directory that was stored once (it carries model_store's manifest: its rows are gone, so it was
+    pruned elsewhere and is about to be evicted here) and a version the registry notes as pruned."""
+    stored = model_store.stored_versions(session)
+    published: list[str] = []
+    for row in versions(session):
+        path = version_dir(model_dir, row.version)
+        if (row.version in stored or not _has_files(model_dir, row.version) or model_store.was_stored(path)
+                or PRUNED_NOTE in (row.reason or "")):
+            continue
+        try:
+            with session.begin_nested():
+                model_store.store(session, row.version, path)
+        except (NoModelError, OSError, IntegrityError) as exc:  # IntegrityError: another process uploaded it
+            log.warning("could not store model %s from %s: %s", row.version, path, exc)
+            continue
+        published.append(row.version)
+    if published:
+        log.info("uploaded %d model versions found only in %s: %s", len(published), model_dir, ", ".join(published))
+    return published
 
 
 def sync(session: Session, model_dir: Path) -> str | None:
@@ -526,6 +599,6 @@ def lease_state(session: Session, name: str = RETRAIN_LEASE) -> LeaseState | Non
 
 __all__ = [
     "IMAGES", "STARTED_BY", "ChampionChanged", "Lease", "LeaseState", "NoModelError", "Override", "RegistryError",
-    "as_dict", "champion", "default_holder", "lease_state", "override_rates", "promote", "register_candidate",
-    "record_evaluation", "reject", "rollback", "sync", "versions",
+    "as_dict", "champion", "default_holder", "lease_state", "override_rates", "promote", "prune", "publish_local",
+    "register_candidate", "record_evaluation", "reject", "rollback", "sync", "versions",
 ]

@@ -14,7 +14,7 @@ from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core import metrics
+from core import metrics, webhooks
 from core.mail_queue import acknowledge_new_ticket
 from core.messaging import enqueue_classification
 from core.orm import Ticket, new_reference, utcnow
@@ -39,6 +39,7 @@ class NewTicket:
     customer_email: str | None = None
     idempotency_key: str | None = None
     message_id: str | None = None
+    mail_message_id: str | None = None  # e-mail: the mail's own Message-ID (message_id is its dedupe key)
 
     @property
     def repeatable(self) -> bool:
@@ -135,7 +136,10 @@ def store_queued(session: Session, new: NewTicket) -> tuple[Ticket, bool]:
     reference are made here, not by the database), which is all callers read.
     """
     if new.repeatable:
-        return create_ticket(session, new, queued=True)
+        ticket, created = create_ticket(session, new, queued=True)
+        if created:
+            webhooks.emit(session, webhooks.TICKET_CREATED, ticket)  # in the ticket's own transaction (an outbox)
+        return ticket, created
     now = utcnow()  # one clock reading: queued_at never precedes created_at
     values = {
         **asdict(new),
@@ -148,7 +152,9 @@ def store_queued(session: Session, new: NewTicket) -> tuple[Ticket, bool]:
     }
     session.connection().execute(_INSERT_TICKET, values)
     metrics.on_commit(session, lambda: metrics.ticket_received(new.channel))
-    return Ticket(**values), True
+    ticket = Ticket(**values)
+    webhooks.emit(session, webhooks.TICKET_CREATED, ticket)  # nobody subscribed: one small SELECT, no write
+    return ticket, True
 
 
 def submit_ticket(runtime: Runtime, new: NewTicket) -> tuple[Ticket, bool]:

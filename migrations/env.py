@@ -9,6 +9,7 @@ from alembic import context
 from core.config import Settings
 from core.db import make_engine
 from core.orm import Base
+from core.search import include_object
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logging", True):
@@ -22,7 +23,8 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True,
+                      include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -31,7 +33,8 @@ def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
         # Batch mode lets ALTERs run on SQLite (it rebuilds the table) and is a no-op on PostgreSQL.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -8,7 +8,8 @@ with far fewer operations. Imports TensorFlow: only the worker, the trainer and 
     no 40k-wide vector is ever built. N-grams are looked up by an integer key made of their code points instead
     of by the joined n-gram string, which skips building a string per n-gram.
 
-`classifier(model)` — packed word ids in (serving.packing), probabilities out; one XLA-compiled call.
+`classifier(model)` — packed word ids in (serving.packing), probabilities out; one XLA-compiled call that returns
+  every head's: the route's, and the fine category's when the model has that head (both read the same features).
   * Embedding then the LSTM's input projection is one linear map per token id, so `embedding · kernel + bias` is
     precomputed as one [vocabulary, 4·units] table: each step only multiplies the [units]-wide state.
   * sigmoid(x) = (1 + tanh(x/2)) / 2, so the 0.5 is folded into the i, f and o columns and all four gates take one
@@ -157,9 +158,33 @@ def _packed_lstm(table: tf.Tensor, recurrent: tf.Tensor, ids: tf.Tensor, starts:
     return tf.concat([tf.zeros([1, units]), flat], axis=0)
 
 
+def _softmax_head(inner: keras.Model, name: str) -> tuple[tf.Tensor, tf.Tensor] | None:
+    """(kernel, bias) of a softmax Dense layer of the classifier, or None when the model has no such head."""
+    if name not in {layer.name for layer in inner.layers}:
+        return None
+    head = inner.get_layer(name)
+    _require(head.get_config()["activation"] == "softmax", f"a {name} layer without softmax")
+    kernel, bias = (tf.constant(w) for w in head.get_weights())
+    return kernel, bias
+
+
+def has_category_head(model: keras.Model) -> bool:
+    """Whether the model was trained with the fine-category head (versions trained before it have the route only)."""
+    return "category" in {layer.name for layer in model.get_layer("classifier").layers}
+
+
+def category_count(model: keras.Model) -> int:
+    """How many fine categories the head names (0 without the head)."""
+    if not has_category_head(model):
+        return 0
+    return int(model.get_layer("classifier").get_layer("category").get_weights()[1].shape[0])
+
+
 def classifier(model: keras.Model) -> tuple[Any, bool]:
     """(XLA function, bidirectional?). The function takes (ids, starts, ends, wide[, reversed ids]) from
-    serving.packing and returns [slots, routes] probabilities; see the module docstring for what it precomputes."""
+    serving.packing and returns a tuple of probabilities: ([slots, routes],) for a route-only model,
+    ([slots, routes], [slots, categories]) with the category head; see the module docstring for what it
+    precomputes."""
     inner = model.get_layer("classifier")
     names = {layer.name for layer in inner.layers}
     embedding = inner.get_layer("embedding").get_weights()[0]
@@ -171,9 +196,10 @@ def classifier(model: keras.Model) -> tuple[Any, bool]:
     else:
         directions = [_lstm_tables(embedding, inner.get_layer("lstm"))]
     tables = [(tf.constant(table), tf.constant(recurrent)) for table, recurrent in directions]
-    route = inner.get_layer("route")
-    _require(route.get_config()["activation"] == "softmax", "a route layer without softmax")
-    route_kernel, route_bias = (tf.constant(w) for w in route.get_weights())
+    route, category = _softmax_head(inner, "route"), _softmax_head(inner, "category")
+    if route is None:
+        raise UnsupportedModel("the compiled predictor does not support a classifier without a route layer")
+    heads = [route] if category is None else [route, category]
 
     # reduce_retracing: one generic trace; XLA still compiles (and caches) one executable per concrete shape.
     @tf.function(jit_compile=True, reduce_retracing=True)
@@ -182,6 +208,6 @@ def classifier(model: keras.Model) -> tuple[Any, bool]:
         if bidirectional:
             parts.append(tf.gather(_packed_lstm(*tables[1], reversed_ids, starts), ends))
         features = tf.concat([*parts, wide], axis=1)
-        return tf.nn.softmax(features @ route_kernel + route_bias)
+        return tuple(tf.nn.softmax(features @ kernel + bias) for kernel, bias in heads)
 
     return classify, bidirectional

@@ -6,6 +6,9 @@ vectorizing as a graph tf.function, the recurrent classifier under XLA) that com
 far fewer operations, and serving.packing lays a batch's tickets end to end so the LSTM skips padding. XLA compiles
 per input shape, so rows and row lengths are bucketed to 17 shapes (sequence length 120), and a worker compiles
 them all when it loads a version (~4 s): a shape first met under load would stall its batch for a compilation.
+
+A version trained with the fine-category head also names each ticket's category (meta.json's "categories", in
+the head's order) from the same compiled call; one trained before it serves routes alone, with category None.
 """
 
 from __future__ import annotations
@@ -37,6 +40,16 @@ class Prediction:
     route: str
     confidence: float
     probabilities: dict[str, float]
+    category: str | None = None  # the fine category; None from a version without the category head
+    category_confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One batch's outputs: route probabilities [n, routes], and category probabilities [n, categories] or None."""
+
+    routes: np.ndarray
+    categories: np.ndarray | None
 
 
 def length_sizes(sequence_length: int) -> tuple[int, ...]:
@@ -73,12 +86,22 @@ class Predictor:
         self.thresholds: dict[str, float] = dict(self.meta.thresholds)
         self.sequence_length: int = int(self.meta.model.sequence_length)
         self.model = keras.saving.load_model(model_file(version_path), compile=False)
+        self.categories: list[str] = self._category_labels()
         self._vectorize = compiled.vectorizer(self.model)
         self._classify, self._bidirectional = compiled.classifier(self.model)
         self._length_sizes = length_sizes(self.sequence_length)
         self._wide_units = int(self._vectorize(tf.constant([""]))[1].shape[1])
         if warm_up:
             self.compile_all_shapes()
+
+    def _category_labels(self) -> list[str]:
+        """meta.json's fine labels, checked against the category head: a mismatch would name wrong categories."""
+        width = compiled.category_count(self.model)
+        labels = self.meta.extra.get("categories", []) if width else []
+        if not isinstance(labels, list) or len(labels) != width or not all(isinstance(x, str) for x in labels):
+            raise MalformedMetaError(f"{meta_path(self.path)}: 'categories' should list the {width} fine labels of "
+                                     "the model's category head")
+        return list(labels)
 
     def shapes(self) -> list[tuple[int, int]]:
         """Every (rows, row length) a call can have (serving.packing): one short row, or full-length rows."""
@@ -96,9 +119,10 @@ class Predictor:
             extra = [ids] if self._bidirectional else []
             self._classify(ids, np.zeros((rows, length), dtype="float32"), ends, wide, *extra)
 
-    def probabilities_prepared(self, prepared: Sequence[str]) -> np.ndarray:
-        """Probabilities for texts already passed through core.text.prepare (shape [n, routes]), ≤ 128 per call."""
-        result = np.zeros((len(prepared), len(self.labels)), dtype="float32")
+    def scores_prepared(self, prepared: Sequence[str]) -> Scores:
+        """Both heads' probabilities for texts already passed through core.text.prepare, ≤ 128 per compiled call."""
+        routes = np.zeros((len(prepared), len(self.labels)), dtype="float32")
+        categories = np.zeros((len(prepared), len(self.categories)), dtype="float32") if self.categories else None
         for start in range(0, len(prepared), MAX_BATCH):
             chunk = list(prepared[start : start + MAX_BATCH])
             ids, wide = self._vectorize(tf.constant(chunk))
@@ -108,25 +132,45 @@ class Predictor:
             wide_slots[: len(chunk)] = wide.numpy()
             packed = pack(ids, lengths, self._length_sizes, ROW_SIZES, MAX_BATCH, reverse=self._bidirectional)
             extra = [packed.reversed_ids] if self._bidirectional else []
-            probabilities = self._classify(packed.ids, packed.starts, packed.ends, wide_slots, *extra)
-            result[start : start + len(chunk)] = probabilities.numpy()[: len(chunk)]
-        return result
+            heads = self._classify(packed.ids, packed.starts, packed.ends, wide_slots, *extra)
+            routes[start : start + len(chunk)] = heads[0].numpy()[: len(chunk)]
+            if categories is not None:
+                categories[start : start + len(chunk)] = heads[1].numpy()[: len(chunk)]
+        return Scores(routes, categories)
+
+    def probabilities_prepared(self, prepared: Sequence[str]) -> np.ndarray:
+        """Route probabilities for texts already passed through core.text.prepare (shape [n, routes])."""
+        return self.scores_prepared(prepared).routes
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return self.probabilities_prepared(prepare_many(texts))
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        return self.to_predictions(self.probabilities(texts))
+    def scores(self, texts: Sequence[str]) -> Scores:
+        return self.scores_prepared(prepare_many(texts))
 
-    def to_predictions(self, probabilities: np.ndarray) -> list[Prediction]:
+    def predict_prepared(self, prepared: Sequence[str]) -> list[Prediction]:
+        scores = self.scores_prepared(prepared)
+        return self.to_predictions(scores.routes, scores.categories)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return self.predict_prepared(prepare_many(texts))
+
+    def to_predictions(self, probabilities: np.ndarray,
+                       category_probabilities: np.ndarray | None = None) -> list[Prediction]:
         predictions = []
-        for row in probabilities:
+        for i, row in enumerate(probabilities):
             best = int(row.argmax())
+            category, category_confidence = None, None
+            if category_probabilities is not None and self.categories:
+                top = int(category_probabilities[i].argmax())
+                category, category_confidence = self.categories[top], float(category_probabilities[i][top])
             predictions.append(
                 Prediction(
                     route=self.labels[best],
                     confidence=float(row[best]),
                     probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                    category=category,
+                    category_confidence=category_confidence,
                 )
             )
         return predictions

@@ -1,6 +1,7 @@
 """Loaders for the seed TSV (the prototype's format) and the shared English datasets, all mapped to routes.
 
-Every loader returns `Dataset`: examples with their gold route, plus how many unusable rows it dropped and why.
+Every loader returns `Dataset`: examples with their gold route and fine category (the dataset's own label: the
+corpus's 18 categories, Banking77's intents, Bitext's categories), plus how many unusable rows it dropped and why.
 Malformed input raises `DatasetError` naming the file and line, for the CLI to print without a traceback.
 """
 
@@ -16,6 +17,7 @@ from core.routes import ROUTES, RouteMap
 from core.text import clean
 
 FORMATS = ("seed", "banking77", "bitext")
+MAX_CATEGORY_CHARS = 64  # tickets.fine_category's width: a longer label could be predicted but never stored
 SEED_HEADER = ("id", "question", "answer", "category")
 
 
@@ -23,12 +25,16 @@ class DatasetError(ValueError):
     """Input we cannot read; the message says where (file:line) and what is wrong."""
 
 
+CORPUS = "corpus"  # Example.origin of every loaded row; training.retrain adds its agents' sources
+
+
 @dataclass(frozen=True)
 class Example:
     text: str
     route: str
-    category: str
+    category: str | None  # the fine label the category head learns; None: no fine label (that head skips the row)
     source: str  # "file:line", for error reports and debugging
+    origin: str = CORPUS  # where the row comes from: train() weighs rows by origin (TrainOptions.sample_weights)
 
 
 @dataclass
@@ -47,6 +53,14 @@ class Dataset:
     def routes(self) -> list[str]:
         return [e.route for e in self.examples]
 
+    @property
+    def categories(self) -> list[str | None]:
+        return [e.category for e in self.examples]
+
+    def category_labels(self) -> list[str]:
+        """The fine labels present, sorted: the category head's outputs, in order."""
+        return sorted({e.category for e in self.examples if e.category is not None})
+
     def route_counts(self) -> dict[str, int]:
         counts = Counter(self.routes)
         return {route: counts.get(route, 0) for route in ROUTES}
@@ -54,7 +68,9 @@ class Dataset:
     def content_hash(self) -> str:
         digest = hashlib.sha256()
         for e in self.examples:
-            digest.update(f"{e.route}\t{e.text}\n".encode())
+            # The fine label counts only where there is one, so a dataset without any hashes as it always did.
+            label = e.route if e.category is None else f"{e.route}\t{e.category}"
+            digest.update(f"{label}\t{e.text}\n".encode())
         return digest.hexdigest()[:16]
 
     def extend(self, other: Dataset) -> None:
@@ -117,11 +133,13 @@ def load_seed(path: Path, route_map: RouteMap | None = None) -> Dataset:
             raise DatasetError(f"{path}:{number}: route {route!r} is not one of {', '.join(ROUTES)}")
         if not category and not route:
             raise DatasetError(f"{path}:{number}: neither a category nor a route")
+        if len(category) > MAX_CATEGORY_CHARS:
+            raise DatasetError(f"{path}:{number}: category longer than {MAX_CATEGORY_CHARS} characters")
         if not _usable(question):
             dataset.dropped["empty after clean-up"] += 1
             continue
         route = route or route_map.route_for(category)
-        dataset.examples.append(Example(question, route, category, f"{path.name}:{number}"))
+        dataset.examples.append(Example(question, route, category or None, f"{path.name}:{number}"))
     return dataset
 
 
@@ -158,6 +176,8 @@ def _load_csv(path: Path, text_column: str, label_column: str) -> Dataset:
                     raise DatasetError(f"{path}:{number}: wrong number of fields")
                 if label not in mapping:
                     raise DatasetError(f"{path}:{number}: label {label!r} is not in {path.parent / 'MAPPING.tsv'}")
+                if len(label) > MAX_CATEGORY_CHARS:
+                    raise DatasetError(f"{path}:{number}: label longer than {MAX_CATEGORY_CHARS} characters")
                 if not _usable(text):
                     dataset.dropped["empty after clean-up"] += 1
                     continue

@@ -44,6 +44,25 @@ def score(gold: Sequence[str], probabilities: np.ndarray, labels: Sequence[str] 
     }
 
 
+def category_scores(gold: Sequence[str | None], probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Fine-category accuracy and macro-F1 over the rows that have a fine label (None: none, not scored).
+
+    Macro-F1 averages over the gold categories present: a label of the head that these rows never carry (an
+    agent's rare category) would otherwise count as a zero and say nothing about the rows scored.
+    """
+    rows = [i for i, g in enumerate(gold) if g is not None]
+    if not rows:
+        return {"n": 0, "accuracy": None, "macro_f1": None}
+    labels = list(labels)
+    truth = [str(gold[i]) for i in rows]
+    predicted = [labels[j] for j in probabilities[rows].argmax(axis=1)]
+    return {
+        "n": len(rows),
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, labels=sorted(set(truth)), average="macro", zero_division=0)),
+    }
+
+
 def review_thresholds(
     gold: Sequence[str], probabilities: np.ndarray, target_precision: float = 0.9, labels: Sequence[str] = ROUTES
 ) -> dict[str, float]:
@@ -80,6 +99,10 @@ def format_report(metrics: dict[str, Any]) -> str:
         lines.append(
             f"{route:10s} {row['precision']:9.4f} {row['recall']:7.4f} {row['f1']:7.4f} {row['support']:8d}"
         )
+    fine = metrics.get("category")
+    if fine and fine.get("n"):
+        lines += ["", f"fine category: n={fine['n']}  accuracy={fine['accuracy']:.4f}  "
+                      f"macro-F1={fine['macro_f1']:.4f}"]
     labels = metrics["confusion"]["labels"]
     lines += ["", "confusion (rows: gold, columns: predicted)", " " * 10 + "".join(f"{x:>9s}" for x in labels)]
     for label, row in zip(labels, metrics["confusion"]["matrix"], strict=True):

@@ -1,22 +1,45 @@
-"""The network: raw token string in, three route probabilities out.
+"""The network: raw token string in, three route probabilities (and fine-category probabilities) out.
 
-    text ─ TextVectorization(words, ≤15k) ─ Embedding ─ LSTM ──────────────┐
-         └ TextVectorization(char 1–3-grams, tf-idf, ≤40k) ─ Dense(32) ────┴─ Dense(3, softmax)
+    text ─ TextVectorization(words, ≤15k) ─ Embedding ─ LSTM ──────────────┐          ┌ route: Dense(3, softmax)
+         └ TextVectorization(char 1–3-grams, tf-idf, ≤40k) ─ Dense(32) ────┴─ dropout ┤
+                                                                                      └ category: Dense(k, softmax)
 
 The two vectorizers sit inside the saved model, so one `.keras` file is the whole artifact (no pickled tokenizer).
 The numeric part is a nested model named `classifier`: training feeds it pre-vectorized batches, and the Predictor
 calls it through XLA with bucketed shapes. The character n-gram arm ("wide") gives the LSTM what a TF-IDF model
 sees — robustness to typos, hiragana spellings and unseen words — and is switched off with `wide=False`.
+
+The `category` head reads the same features as the route head: the fine category (one of the k labels seen in
+training, e.g. "Payment - Refund") for the agents' pages. The route head is the contract and stays as it was; with
+categories the model's outputs are a dict {"route", "category"}, without (a dataset with fewer than two fine
+labels, or a version trained before the head existed) the route probabilities alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
-import keras
-from keras import layers
+from serving.tensorflow_import import import_tensorflow
 
-from core.routes import ROUTES
+import_tensorflow()  # the system's SQLite first, TensorFlow's start-up lines kept out of quiet output
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from core.routes import ROUTES  # noqa: E402
+
+# The route is the contract and the category an auxiliary task: an 18-way cross-entropy starts near ln 18 ≈ 2.9
+# against the route's ln 3 ≈ 1.1, so at equal weight the finer head would pull the shared LSTM and n-gram features
+# its way. Half keeps the route leading while the shared features still learn the finer distinctions.
+LOSS_WEIGHTS = {"route": 1.0, "category": 0.5}
+
+
+def split_outputs(outputs: Any) -> tuple[Any, Any | None]:
+    """(route probabilities, category probabilities or None) of a model's output, whichever head layout it has."""
+    if isinstance(outputs, dict):
+        return outputs["route"], outputs.get("category")
+    return outputs, None
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,10 @@ def build_vectorizers(config: ModelConfig, prepared_texts: list[str]) -> tuple[l
     return words, ngrams
 
 
-def build_classifier(config: ModelConfig, vocabulary_size: int, ngram_size: int | None) -> keras.Model:
+def build_classifier(
+    config: ModelConfig, vocabulary_size: int, ngram_size: int | None, categories: int = 0
+) -> keras.Model:
+    """The numeric model; `categories` ≥ 2 adds the fine-category head (fewer would teach it nothing)."""
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(ids)
     x = layers.SpatialDropout1D(config.dropout / 2)(x)
@@ -75,12 +101,16 @@ def build_classifier(config: ModelConfig, vocabulary_size: int, ngram_size: int 
         parts.append(w)
     x = layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
     x = layers.Dropout(config.dropout)(x)
-    out = layers.Dense(len(ROUTES), activation="softmax", name="route")(x)
-    return keras.Model(inputs, out, name="classifier")
+    route = layers.Dense(len(ROUTES), activation="softmax", name="route")(x)
+    if categories < 2:
+        return keras.Model(inputs, route, name="classifier")
+    category = layers.Dense(categories, activation="softmax", name="category")(x)
+    return keras.Model(inputs, {"route": route, "category": category}, name="classifier")
 
 
 def assemble(words: layers.Layer, ngrams: layers.Layer | None, classifier: keras.Model) -> keras.Model:
-    """The end-to-end model that is saved: one string per ticket in, probabilities out."""
+    """The end-to-end model that is saved: one string per ticket in, probabilities out (a dict of both heads' when
+    the classifier has a category head)."""
     text = keras.Input(shape=(), dtype="string", name="text")
     features = [words(text)]
     if ngrams is not None:

@@ -9,12 +9,18 @@ Training data (the first label of a text wins, so agents' corrections come first
    except the held-out ones (a fixed RETRAIN_HOLDOUT_PERCENT share of tickets, by a hash of the ticket id);
 2. resolved tickets no agent corrected: the route they were routed with was confirmed (RETRAIN_WEIGHT_RESOLVED);
 3. the bundled corpus minus its evaluation part (RETRAIN_WEIGHT_CORPUS).
+The fine category head learns, from the same rows: the correction's corrected category (a correction of the route
+alone teaches it nothing: the category predicted with the wrong route is not one an agent vouched for), a resolved
+ticket's fine category (confirmed like its route), the corpus's category column. A row without one trains the
+route head only (weight 0 on the category head, training.train.category_targets).
 
 Evaluation set, scored for champion and challenger side by side through the serving Predictor:
 - the corpus's evaluation part: exactly the 20 % validation split `train()` keeps out of the bundled model
   (stratified, seed 20261124, on the deduplicated corpus), so the shipped champion never saw a row of it;
 - the newest RETRAIN_EVAL_CORRECTIONS held-out corrections: today's traffic, which no model has trained on.
 Resolved tickets are never in it: their labels are the champion's own predictions and would flatter it.
+Fine-category accuracy on the rows of it that have a fine label is recorded beside the route figures; it never
+decides anything.
 
 Decision: promote when the challenger's macro-F1 beats the champion's by more than RETRAIN_MIN_GAIN and it loses at
 most RETRAIN_MAX_CORPUS_DROP of macro-F1 on the corpus part (agents' data, even wrong, cannot buy its gain by
@@ -46,13 +52,13 @@ from core.orm import Correction, Ticket
 from core.routes import ROUTES, RouteMap
 from core.runtime import Runtime
 from core.text import clean, ticket_text
-from training.datasets import Dataset, Example, guess_format, load
-from training.train import TrainOptions, split
+from training.datasets import CORPUS, Dataset, Example, guess_format, load
+from training.train import TrainOptions, category_labels, split
 
 log = logging.getLogger(__name__)
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "data" / "tickets.tsv"
-CORRECTION = "agent correction"  # the Example.category of each source: train() weighs rows by category
+CORRECTION = "agent correction"  # the Example.origin of each source: train() weighs rows by origin
 RESOLVED = "resolved ticket"
 EVAL_FRACTION = TrainOptions().validation_fraction  # the corpus part: train()'s own default validation split
 INNER_VALIDATION = 0.1  # train()'s early stopping and review thresholds, inside the training data
@@ -66,6 +72,7 @@ class RetrainData:
     eval_texts: list[str]
     eval_routes: list[str]
     eval_parts: list[str]  # "corpus" or "corrections", per evaluation row
+    eval_categories: list[str | None]  # the fine label per evaluation row; None where there is none
     by_source: dict[str, int]
     weights: dict[str, float]
     eval_hash: str
@@ -114,36 +121,38 @@ def build_data(session: Session, settings: Settings, corpus: Dataset) -> Retrain
     config = settings.retrain
     corpus_train, corpus_eval = corpus_split(corpus)
 
-    latest: dict[str, tuple[str, str]] = {}  # ticket id → (text, corrected route), the newest correction wins
-    for ticket_id, route, subject, body in session.execute(
-        select(Correction.ticket_id, Correction.corrected_route, Ticket.subject, Ticket.body)
+    # ticket id → (text, corrected route, corrected category or None): the newest correction wins, whole
+    latest: dict[str, tuple[str, str, str | None]] = {}
+    for ticket_id, route, category, subject, body in session.execute(
+        select(Correction.ticket_id, Correction.corrected_route, Correction.corrected_category, Ticket.subject,
+               Ticket.body)
         .join(Ticket, Ticket.id == Correction.ticket_id)
         .order_by(Correction.created_at, Correction.id)
     ):
         latest.pop(str(ticket_id), None)  # re-insert: dict order becomes the order of each ticket's newest change
-        latest[str(ticket_id)] = (ticket_text(subject, body), route)
+        latest[str(ticket_id)] = (ticket_text(subject, body), route, category or None)
     held_out = [(key, value) for key, value in latest.items() if holdout_bucket(key) < config.holdout_percent]
     eval_corrections = held_out[-config.eval_corrections:] if config.eval_corrections else []
     held_keys = {key for key, _ in held_out}
-    corrections = [Example(text, route, CORRECTION, f"correction:{key}") for key, (text, route) in latest.items()
-                   if key not in held_keys and _usable(text)]
+    corrections = [Example(text, route, category, f"correction:{key}", CORRECTION)
+                   for key, (text, route, category) in latest.items() if key not in held_keys and _usable(text)]
 
     resolved: list[Example] = []
     if config.max_resolved and config.weight_resolved > 0:
         uncorrected = ~select(Correction.id).where(Correction.ticket_id == Ticket.id).exists()
-        for ticket_id, subject, body, confirmed in session.execute(
-            select(Ticket.id, Ticket.subject, Ticket.body, Ticket.route)
+        for ticket_id, subject, body, confirmed, fine in session.execute(
+            select(Ticket.id, Ticket.subject, Ticket.body, Ticket.route, Ticket.fine_category)
             .where(Ticket.status == "resolved", Ticket.route.in_(ROUTES), uncorrected)
             .order_by(func.coalesce(Ticket.resolved_at, Ticket.created_at).desc())
             .limit(config.max_resolved)
         ):
             text = ticket_text(subject, body)
             if _usable(text):
-                resolved.append(Example(text, str(confirmed), RESOLVED, f"resolved:{ticket_id}"))
+                resolved.append(Example(text, str(confirmed), fine or None, f"resolved:{ticket_id}", RESOLVED))
 
-    eval_examples = [Example(text, route, CORRECTION, f"correction:{key}")
-                     for key, (text, route) in reversed(eval_corrections) if _usable(text)]
-    eval_examples += [Example(e.text, e.route, "corpus", e.source) for e in corpus_eval.examples]
+    eval_examples = [Example(text, route, category, f"correction:{key}", CORRECTION)
+                     for key, (text, route, category) in reversed(eval_corrections) if _usable(text)]
+    eval_examples += [replace(e, origin=CORPUS) for e in corpus_eval.examples]
     evaluation = Dataset(eval_examples).deduplicated()  # a held-out correction wins over a corpus row
     eval_texts = {e.text for e in evaluation.examples}
 
@@ -155,22 +164,20 @@ def build_data(session: Session, settings: Settings, corpus: Dataset) -> Retrain
     # Nothing the evaluation set holds may be trained on, whichever source brings it.
     train_examples = [e for source in sources for e in source if e.text not in eval_texts]
     training = Dataset(train_examples, Counter(corpus.dropped)).deduplicated()
-    counted = Counter("corpus" if e.category not in (CORRECTION, RESOLVED) else
-                      ("corrections" if e.category == CORRECTION else "resolved") for e in training.examples)
+    names = {CORRECTION: "corrections", RESOLVED: "resolved"}
+    counted = Counter(names.get(e.origin, "corpus") for e in training.examples)
     weights = {CORRECTION: config.weight_correction, RESOLVED: config.weight_resolved}
     if config.weight_corpus != 1.0:
-        weights.update({e.category: config.weight_corpus for e in corpus_train.examples})
-    digest = hashlib.sha256()
-    for e in evaluation.examples:
-        digest.update(f"{e.route}\t{e.text}\n".encode())
+        weights[CORPUS] = config.weight_corpus
     return RetrainData(
         train=training,
         eval_texts=[e.text for e in evaluation.examples],
         eval_routes=[e.route for e in evaluation.examples],
-        eval_parts=["corrections" if e.category == CORRECTION else "corpus" for e in evaluation.examples],
+        eval_parts=["corrections" if e.origin == CORRECTION else "corpus" for e in evaluation.examples],
+        eval_categories=[e.category for e in evaluation.examples],
         by_source={source: counted.get(source, 0) for source in ("corpus", "corrections", "resolved")},
         weights=weights,
-        eval_hash=digest.hexdigest()[:16],
+        eval_hash=evaluation.content_hash(),
     )
 
 
@@ -187,15 +194,20 @@ def input_hash(data: RetrainData, options: TrainOptions) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _part_scores(gold: list[str], parts: list[str], probabilities: Any) -> dict[str, Any]:
+def _part_scores(gold: list[str], parts: list[str], scores: Any, categories: list[str | None],
+                 category_labels: list[str]) -> dict[str, Any]:
     """The whole set's full metrics, plus accuracy per part, and macro-F1 for the corpus part (the corrections may
-    lack a route, where macro-F1 would mislead)."""
+    lack a route, where macro-F1 would mislead); and fine-category accuracy and macro-F1 where the model has the
+    head (`scores` is serving.predictor.Scores)."""
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from training.metrics import score
+    from training.metrics import category_scores, score
 
+    probabilities = scores.routes
     metrics = score(gold, probabilities)
+    if scores.categories is not None:
+        metrics["category"] = category_scores(categories, scores.categories, category_labels)
     predicted = [ROUTES[i] for i in probabilities.argmax(axis=1)]
     metrics["parts"] = {}
     for part in ("corpus", "corrections"):
@@ -313,8 +325,9 @@ def _retrain(
     base = options or TrainOptions(epochs=settings.retrain.epochs, validation_fraction=INNER_VALIDATION)
     train_options = replace(base, sample_weights={**data.weights, **base.sample_weights})
     fingerprint = input_hash(data, train_options)
+    # "categories": what the API lists as the fine labels an agent may pick (it cannot read meta.json's via Keras).
     train_counts = {"by_route": data.by_route(), "by_source": data.by_source, "rows": len(data.train),
-                    "input_hash": fingerprint}
+                    "input_hash": fingerprint, "categories": category_labels(data.train)}
     seconds["data"] = round(time.monotonic() - started, 1)
     _say(progress, f"retrain ({trigger}): {len(data.train)} training rows {data.by_source}, "
                    f"{len(data.eval_texts)} evaluation rows; champion {champion_version}")
@@ -334,22 +347,23 @@ def _retrain(
     result = train(data.train, model_dir, train_options, progress=progress, make_current=False, trigger=trigger)
     seconds["train"] = round(time.monotonic() - mark, 1)
     with runtime.unit_of_work() as session:
-        registry.register_candidate(session, result.meta, trigger, train_counts)
+        registry.register_candidate(session, result.meta, trigger, train_counts, result.path)
 
     try:
         mark = time.monotonic()
-        gold, parts = data.eval_routes, data.eval_parts
+        gold, parts, fine = data.eval_routes, data.eval_parts, data.eval_categories
         candidate = Predictor(result.path, warm_up=False)
         evaluation: dict[str, Any] = {
             "eval_set": {"n": len(gold), "hash": data.eval_hash, "corpus": parts.count("corpus"),
                          "corrections": parts.count("corrections")},
-            "candidate": _part_scores(gold, parts, candidate.probabilities(data.eval_texts)),
+            "candidate": _part_scores(gold, parts, candidate.scores(data.eval_texts), fine, candidate.categories),
             "champion": None,
         }
         champion_path = model_dir / champion_version if champion_version else None
         if champion_path is not None and (champion_path / "meta.json").is_file():
             champion = Predictor(champion_path, warm_up=False)
-            evaluation["champion"] = _part_scores(gold, parts, champion.probabilities(data.eval_texts))
+            evaluation["champion"] = _part_scores(gold, parts, champion.scores(data.eval_texts), fine,
+                                                  champion.categories)
             del champion
         with runtime.unit_of_work() as session:
             evaluation["replay"] = _replay(session, champion_version, candidate)

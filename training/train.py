@@ -1,7 +1,8 @@
 """Train one model version from a Dataset and publish it as a self-contained artifact directory.
 
     models/<version>/model.keras   end-to-end model (vectorizers inside), no optimizer state
-                     meta.json     version, created_at, labels, data hash, counts, config, metrics, thresholds
+                     meta.json     version, created_at, labels, data hash, counts, config, metrics, thresholds,
+                                   and "categories": the fine labels of the category head, in output order
                                    (core.artifacts.ArtifactMeta, written and read only by core.artifacts)
                      curves.png    training vs validation accuracy and loss (the prototype's two plots)
                      confusion.png validation confusion matrix
@@ -26,7 +27,7 @@ from core.artifacts import ArtifactMeta, Metrics, ModelSettings, TrainCounts, se
 from core.routes import ROUTES
 from core.text import prepare_many
 from training.datasets import Dataset
-from training.metrics import review_thresholds, score
+from training.metrics import category_scores, review_thresholds, score
 
 BALANCE_MODES = ("weights", "cap", "none")
 
@@ -44,7 +45,7 @@ class TrainOptions:
     target_precision: float = 0.9  # for the per-route review thresholds
     sequence_percentile: float = 95.0
     model: Any = None  # training.model.ModelConfig; None = defaults (kept untyped so TF loads lazily)
-    sample_weights: dict[str, float] = field(default_factory=dict)
+    sample_weights: dict[str, float] = field(default_factory=dict)  # per Example.origin; 1.0 where absent
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,49 @@ def sequence_length_for(prepared: list[str], percentile: float) -> int:
     return int(min(256, max(16, value)))
 
 
+def category_labels(dataset: Dataset) -> list[str]:
+    """The category head's labels, in output order: every fine label of the data (both splits, so a label met
+    only in validation is still one the head can name); none when fewer than two, which makes no head."""
+    labels = dataset.category_labels()
+    return labels if len(labels) >= 2 else []
+
+
+def category_targets(categories: list[str | None], labels: list[str], weights: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(label indices, sample weights) for the category head: a row without a fine label gets index 0 and weight
+    0, so it trains the route head only; the others keep their row weight (the origin's, not the route's
+    class weight, which balances routes, not categories)."""
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index.get(c, 0) if c is not None else 0 for c in categories], dtype="int32")
+    known = np.array([c is not None and c in index for c in categories], dtype="float32")
+    return y, (weights * known).astype("float32")
+
+
+def _targets(routes: np.ndarray, route_weights: np.ndarray, fine: list[str | None], categories: list[str],
+             row_weights: np.ndarray) -> tuple[Any, Any]:
+    """(labels, sample weights) as fit() takes them: arrays for a route-only model, dicts by head with categories."""
+    if not categories:
+        return routes, route_weights
+    labels, weights = category_targets(fine, categories, row_weights)
+    return {"route": routes, "category": labels}, {"route": route_weights, "category": weights}
+
+
+def compile_classifier(classifier: Any, learning_rate: float, categories: bool) -> None:
+    """Adam and sparse cross-entropy per head; with the category head, its loss at LOSS_WEIGHTS' share."""
+    import keras
+
+    from training.model import LOSS_WEIGHTS
+
+    heads = ("route", "category") if categories else ("route",)
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss={h: "sparse_categorical_crossentropy" for h in heads} if categories else "sparse_categorical_crossentropy",
+        loss_weights={h: LOSS_WEIGHTS[h] for h in heads} if categories else None,
+        metrics={h: ["accuracy"] for h in heads} if categories else ["accuracy"],
+        jit_compile=False,  # batches have varying lengths; XLA would recompile for each
+    )
+
+
 def _features(words, ngrams):  # type: ignore[no-untyped-def]
     """A tf.data map: strings → (ids trimmed to the batch's longest ticket, [n-gram tf-idf])."""
     import tensorflow as tf
@@ -122,11 +166,14 @@ def train(
 ) -> TrainResult:
     """Train, evaluate on the held-out split, save, re-load to check the artifact, and publish atomically."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from serving.tensorflow_import import import_tensorflow
+
+    import_tensorflow()  # the system's SQLite first, TensorFlow's start-up lines kept out of quiet output
     import keras
     import tensorflow as tf
 
     from training import plots
-    from training.model import ModelConfig, assemble, build_classifier, build_vectorizers
+    from training.model import ModelConfig, assemble, build_classifier, build_vectorizers, split_outputs
 
     options = options or TrainOptions()
     started = time.monotonic()
@@ -153,6 +200,8 @@ def train(
     label_index = {route: i for i, route in enumerate(ROUTES)}
     y_train = np.array([label_index[routes[i]] for i in train_idx], dtype="int32")
     y_val = np.array([label_index[routes[i]] for i in val_idx], dtype="int32")
+    categories = category_labels(dataset)
+    fine = dataset.categories
 
     counts = np.bincount(y_train, minlength=len(ROUTES))
     class_weight = np.ones(len(ROUTES))
@@ -160,24 +209,24 @@ def train(
         class_weight = counts.sum() / (len(ROUTES) * np.maximum(counts, 1))
         balance_report["class_weight"] = {r: round(float(w), 4) for r, w in zip(ROUTES, class_weight, strict=True)}
     source_weight = np.array(
-        [options.sample_weights.get(dataset.examples[i].category, 1.0) for i in train_idx], dtype="float32"
+        [options.sample_weights.get(dataset.examples[i].origin, 1.0) for i in train_idx], dtype="float32"
     )
     w_train = (class_weight[y_train] * source_weight).astype("float32")
+    w_val = np.ones(len(y_val), "float32")
+    train_labels, train_weights = _targets(y_train, w_train, [fine[i] for i in train_idx], categories, source_weight)
+    val_labels, val_weights = _targets(y_val, w_val, [fine[i] for i in val_idx], categories, w_val)
 
     config = options.model or ModelConfig()
     config = replace(config, sequence_length=sequence_length_for(train_texts, options.sequence_percentile))
     _say(progress, f"[3/5] building vocabularies; sequence length {config.sequence_length} "
          f"(p{options.sequence_percentile:g} of training token counts)")
     words, ngrams = build_vectorizers(config, train_texts)
-    classifier = build_classifier(config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams else None)
-    classifier.compile(
-        optimizer=keras.optimizers.Adam(options.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=False,  # batches have varying lengths; XLA would recompile for each
-    )
-    train_ds = _dataset(train_texts, y_train, w_train, options.batch_size, words, ngrams, shuffle_seed=options.seed)
-    val_ds = _dataset(val_texts, y_val, np.ones(len(y_val), "float32"), 256, words, ngrams)
+    classifier = build_classifier(config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams else None,
+                                  len(categories))
+    compile_classifier(classifier, options.learning_rate, bool(categories))
+    train_ds = _dataset(train_texts, train_labels, train_weights, options.batch_size, words, ngrams,
+                        shuffle_seed=options.seed)
+    val_ds = _dataset(val_texts, val_labels, val_weights, 256, words, ngrams)
 
     _say(progress, f"[4/5] training on {len(train_texts)} rows, validating on {len(val_texts)} "
          f"(up to {options.epochs} epochs, early stopping after {options.patience} without improvement)")
@@ -187,20 +236,27 @@ def train(
         epochs=options.epochs,
         verbose=2 if progress is not None and not sys.stdout.isatty() else (1 if progress is not None else 0),
         callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience, restore_best_weights=True)
+            # The route's own validation loss picks the epoch, as before the category head: the route is the contract.
+            keras.callbacks.EarlyStopping(monitor="val_route_loss" if categories else "val_loss",
+                                          mode="min", patience=options.patience, restore_best_weights=True)
         ],
     )
     model = assemble(words, ngrams, classifier)
-    val_probabilities = model.predict(tf.constant(val_texts), batch_size=256, verbose=0)
+    val_probabilities, val_category_probabilities = split_outputs(
+        model.predict(tf.constant(val_texts), batch_size=256, verbose=0))
     val_gold = [ROUTES[i] for i in y_val]
     metrics = score(val_gold, val_probabilities)
+    if val_category_probabilities is not None:
+        metrics["category"] = category_scores([fine[i] for i in val_idx], val_category_probabilities, categories)
     thresholds = review_thresholds(val_gold, val_probabilities, options.target_precision)
 
     created = datetime.now(UTC)
     data_hash = dataset.content_hash()
     version = f"{created:%Y%m%d-%H%M%S}-{data_hash[:6]}"
-    _say(progress, f"[5/5] validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; "
-         f"saving version {version}")
+    fine_figures = (f"; fine category ({len(categories)}) accuracy {metrics['category']['accuracy']:.4f}"
+                    if categories else "")
+    _say(progress, f"[5/5] validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
+         f"{fine_figures}; saving version {version}")
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = model_dir / f".staging-{version}-{os.getpid()}"
     staging.mkdir()
@@ -208,8 +264,11 @@ def train(
         model.save(staging / "model.keras")
         reloaded = keras.saving.load_model(staging / "model.keras", compile=False)
         sample = tf.constant(val_texts[:64])
-        np.testing.assert_allclose(reloaded(sample).numpy(), model(sample).numpy(), rtol=1e-5, atol=1e-6)
-        history_dict = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        for saved, trained in zip(split_outputs(reloaded(sample)), split_outputs(model(sample)), strict=True):
+            assert (saved is None) == (trained is None)
+            if saved is not None:
+                np.testing.assert_allclose(saved.numpy(), trained.numpy(), rtol=1e-5, atol=1e-6)
+        history_dict = _history(history.history)
         plots.training_curves(history_dict, staging / "curves.png")
         plots.confusion(metrics, staging / "confusion.png")
         meta = ArtifactMeta(
@@ -233,6 +292,7 @@ def train(
             epochs_run=len(history_dict["loss"]),
             train_seconds=round(time.monotonic() - started, 1),
             trigger=trigger,
+            extra={"categories": categories} if categories else {},
         )
         write_meta(staging, meta)
         final = model_dir / version
@@ -244,3 +304,13 @@ def train(
         set_current(model_dir, version)
     _say(progress, f"saved {final} in {meta.train_seconds} s" + (" (now the current model)" if make_current else ""))
     return TrainResult(version, final, meta)
+
+
+def _history(history: dict[str, list[Any]]) -> dict[str, list[float]]:
+    """Keras's per-epoch logs as floats. With two heads Keras names the route's accuracy `route_accuracy`; it is
+    also kept under `accuracy`, the key meta.json and the training curves have always had."""
+    out = {k: [float(v) for v in vs] for k, vs in history.items()}
+    for prefix in ("", "val_"):
+        if f"{prefix}route_accuracy" in out and f"{prefix}accuracy" not in out:
+            out[f"{prefix}accuracy"] = out[f"{prefix}route_accuracy"]
+    return out

@@ -19,7 +19,7 @@ from core.heartbeats import Heartbeat
 from core.logs import install_celery_logging
 from core.messaging import configure_celery
 from core.runtime import Runtime
-from worker import classify_tasks, context, mail_tasks  # noqa: F401  (mail_tasks registers send_mail and sweep_outbox)
+from worker import assign_tasks, classify_tasks, context, mail_tasks, webhook_tasks  # noqa: F401  (tasks register)
 from worker.current_model import CurrentModel
 
 settings = Settings.from_env()

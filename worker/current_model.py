@@ -1,8 +1,10 @@
-"""The model a classify worker process serves: the version MODEL_DIR/CURRENT names, loaded after the fork.
+"""The model a classify worker process serves: the registry's champion, loaded after the fork.
 
 A model loaded before Celery forks hangs the child on its first predict, so nothing here loads at construction.
-The registry (core/registry.py) keeps CURRENT equal to the champion: when it names a new version, the next batch
-loads it (hot reload; docs/retraining.md).
+The champion is read from the database (core/registry.py), so a promotion or a rollback made on any machine reaches
+this one: when it names a new version, the next batch fetches it into MODEL_DIR if this machine has no good copy
+(core/model_store.py), then loads it (hot reload; docs/retraining.md). Without a database (a CurrentModel used
+outside a worker process, with no worker context installed), MODEL_DIR/CURRENT names the version, as before.
 """
 
 from __future__ import annotations
@@ -10,20 +12,35 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from core import metrics
-from core.artifacts import NoModelError, current_version, resolve
+from sqlalchemy.orm import Session
+
+from core import metrics, model_store, registry
+from core.artifacts import NoModelError, current_version, resolve, set_current
+from core.orm import ModelVersion
 
 log = logging.getLogger(__name__)
 RELOAD_CHECK_SECONDS = 2.0
 RELOAD_RETRY_SECONDS = 30.0
+EVICT_CHECK_SECONDS = 10.0  # how often pruned versions are looked for in this machine's cache
+
+UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
 
 class CurrentModel:
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, reader: UnitOfWork | None = None, writer: UnitOfWork | None = None) -> None:
+        """`reader` opens a read-only session and `writer` a unit of work (Runtime.sessions.begin and
+        Runtime.unit_of_work); without them, the worker context's Runtime when one is installed, else no database:
+        the version CURRENT names."""
         self.model_dir = model_dir
+        self._reader = reader
+        self._writer = writer
+        self._published = False  # versions found only on this disk uploaded once per process (publish_local)
+        self._evicted_at = 0.0
         self._predictor: Any = None  # serving.predictor.Predictor, imported lazily (TensorFlow)
         self._checked_at = 0.0
         self._failed_version: str | None = None  # a version that failed to load, and when: not retried at once
@@ -36,6 +53,8 @@ class CurrentModel:
         self._predictor = None
         self._checked_at = 0.0
         self._failed_version = None
+        self._published = False
+        self._evicted_at = 0.0
 
     @property
     def version(self) -> str | None:
@@ -43,8 +62,66 @@ class CurrentModel:
         predictor = self._predictor
         return str(predictor.version) if predictor is not None else None
 
+    def _database(self) -> tuple[UnitOfWork, UnitOfWork] | None:
+        if self._reader is not None and self._writer is not None:
+            return self._reader, self._writer
+        from worker import context  # not at import: worker.context imports this module
+
+        try:
+            runtime = context.current().runtime
+        except RuntimeError:
+            return None
+        return runtime.sessions.begin, runtime.unit_of_work
+
+    def _wanted(self, now: float) -> tuple[str | None, Path | None]:
+        """The version to serve and, once known, where its files are (None: MODEL_DIR/CURRENT, no database)."""
+        database = self._database()
+        if database is None:
+            return current_version(self.model_dir), None
+        reader, writer = database
+        if not self._published:
+            with model_store.locked(self.model_dir), writer() as session:
+                registry.publish_local(session, self.model_dir)
+            self._published = True
+        current = current_version(self.model_dir)
+        with reader() as session:
+            row = registry.champion(session)
+            champion = row.version if row is not None else None
+            # CURRENT naming a version the registry does not know: `furiwake train` made it current here.
+            adopt = current is not None and current != champion and session.get(ModelVersion, current) is None
+        if adopt or (champion is None and current is not None):
+            try:
+                with writer() as session:
+                    champion = registry.sync(session, self.model_dir)
+            except ValueError as exc:  # a damaged meta.json (MalformedMetaError) cannot be registered
+                log.debug("could not register %s from %s/CURRENT: %s", current, self.model_dir, exc)
+                return current, None  # loaded from this disk as without a registry: its failure names the file
+        self._evict(reader, champion)
+        if champion is None:
+            return None, None
+        if self._predictor is not None and self._predictor.version == champion:
+            return champion, None
+        if self._failed_version == champion and now - self._failed_at < RELOAD_RETRY_SECONDS:
+            return champion, None  # failed to load a moment ago: not fetched again before the retry
+        with reader() as session:
+            path = model_store.fetch(session, champion, self.model_dir)
+        if current != champion:
+            try:  # this machine's CURRENT follows the champion, for `furiwake predict` and the like
+                set_current(self.model_dir, champion)
+            except OSError as exc:
+                log.debug("could not update %s/CURRENT: %s", self.model_dir, exc)
+        return champion, path
+
+    def _evict(self, reader: UnitOfWork, champion: str | None) -> None:
+        now = time.monotonic()
+        if now - self._evicted_at < EVICT_CHECK_SECONDS:
+            return
+        self._evicted_at = now
+        with reader() as session:
+            model_store.evict(session, self.model_dir, [champion, self.version, current_version(self.model_dir)])
+
     def predictor(self):  # type: ignore[no-untyped-def]
-        """The current model, reloaded when MODEL_DIR/CURRENT changes; raises NoModelError if none can serve.
+        """The champion, reloaded when the registry names another; raises NoModelError if none can serve.
 
         A promotion or a rollback reaches every worker process at its next batch after at most
         RELOAD_CHECK_SECONDS plus the load itself. The new model is loaded and warmed up before it replaces the old
@@ -56,13 +133,28 @@ class CurrentModel:
         is reported as NoModelError naming the directory and the fix, like a missing model: the tickets wait
         pending instead of every batch failing with a traceback, and a good version is picked up as soon as
         CURRENT names it (or after RELOAD_RETRY_SECONDS, if the same version is repaired in place).
+
+        The database being unreachable is no reason to stop routing: the loaded model keeps serving.
         """
         now = time.monotonic()
         with self._lock:
             if self._predictor is not None and now - self._checked_at < RELOAD_CHECK_SECONDS:
                 return self._predictor
             self._checked_at = now
-            wanted = current_version(self.model_dir)
+            try:
+                wanted, path = self._wanted(now)
+            except NoModelError as exc:
+                if self._predictor is not None:
+                    log.error("%s; %s keeps serving", exc, self._predictor.version)
+                    return self._predictor
+                raise
+            except Exception as exc:  # noqa: BLE001 - a database or disk error: keep serving what is loaded
+                if self._predictor is None:
+                    raise NoModelError(f"the champion model cannot be looked up or fetched into {self.model_dir} "
+                                       f"({type(exc).__name__}: {exc})") from exc
+                log.warning("could not check the champion model: %s; %s keeps serving", exc,
+                            self._predictor.version, exc_info=True)
+                return self._predictor
             if self._predictor is not None and self._predictor.version == wanted:
                 return self._predictor
             if wanted is None and self._predictor is not None:
@@ -75,7 +167,7 @@ class CurrentModel:
 
             started = time.monotonic()
             try:
-                predictor = Predictor(resolve(None, self.model_dir))
+                predictor = Predictor(path if path is not None else resolve(None, self.model_dir))
             except NoModelError:
                 raise  # nothing there yet: resolve's message names the directory and `furiwake train`
             except Exception as exc:  # noqa: BLE001 - any damage in the artifact: report it, keep the worker up

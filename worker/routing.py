@@ -21,7 +21,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import metrics
+from core import metrics, webhooks
 from core.orm import PENDING_STATUSES, Ticket, utcnow
 from core.text import prepare_many, ticket_text
 
@@ -92,12 +92,13 @@ def plan_routes(
     review_thresholds: Mapping[str, float],
 ) -> RoutingPlan:
     """Classify the batch in one model call; a ticket below its route's threshold (or with no text left after the
-    clean-up) goes to review with its predicted route kept."""
+    clean-up) goes to review with its predicted route kept. The fine category comes from the same call (None from
+    a version trained without the category head); it never decides the status: the route is the contract."""
     plan = RoutingPlan(RoutingOutcome(skipped=list(batch.skipped)), predictor.version)
     if not batch.tickets:
         return plan
     prepared = prepare_many([ticket_text(ticket.subject, ticket.body) for ticket in batch.tickets])
-    predictions = predictor.to_predictions(predictor.probabilities_prepared(prepared))
+    predictions = predictor.predict_prepared(prepared)
     thresholds = {**predictor.thresholds, **review_thresholds}
     for ticket, text, prediction in zip(batch.tickets, prepared, predictions, strict=True):
         confident = bool(text) and prediction.confidence >= thresholds.get(prediction.route, 0.0)
@@ -106,7 +107,8 @@ def plan_routes(
         plan.params.append({
             "b_id": ticket.id, "b_status": status, "b_route": prediction.route, "b_confidence": prediction.confidence,
             "b_account": prediction.probabilities["Account"], "b_payment": prediction.probabilities["Payment"],
-            "b_other": prediction.probabilities["Other"],
+            "b_other": prediction.probabilities["Other"], "b_category": prediction.category,
+            "b_category_confidence": prediction.category_confidence,
         })
         plan.received_at.append(ticket.created_at)
     return plan
@@ -117,6 +119,7 @@ def write_routes(session: Session, plan: RoutingPlan) -> None:
     if not plan.params:
         return
     table = cast(Table, Ticket.__table__)
+    routed_at = utcnow()  # one value for the whole write: emit_routed finds the tickets it changed by it
     statement = (
         update(table)
         # Plain comparisons, not IN (...): an expanding IN cannot be used with executemany.
@@ -124,12 +127,20 @@ def write_routes(session: Session, plan: RoutingPlan) -> None:
         .values(
             status=bindparam("b_status"), route=bindparam("b_route"), confidence=bindparam("b_confidence"),
             score_account=bindparam("b_account"), score_payment=bindparam("b_payment"),
-            score_other=bindparam("b_other"), model_version=plan.model_version, routed_at=utcnow(),
+            score_other=bindparam("b_other"), fine_category=bindparam("b_category"),
+            fine_confidence=bindparam("b_category_confidence"), model_version=plan.model_version, routed_at=routed_at,
             attempts=table.c.attempts + 1, last_error=None,
         )
     )
-    session.connection().execute(statement, plan.params)
+    # A plan row without a category (built by a caller that knows only routes) stores none.
+    rows = [{"b_category": None, "b_category_confidence": None, **row} for row in plan.params]
+    session.connection().execute(statement, rows)
+    # ticket.routed for the tickets this write changed: those carrying its routed_at (core.webhooks.emit_routed).
+    webhooks.emit_routed(session, [cast(uuid.UUID, row["b_id"]) for row in plan.params], routed_at)
     metrics.on_commit(session, lambda: _count_routed(plan))
+    from core.assignment import after_routing  # automatic assignment, in this same transaction (it says why)
+
+    after_routing(session, [row["b_id"] for row in plan.params])
 
 
 def _count_routed(plan: RoutingPlan) -> None:

@@ -33,7 +33,16 @@ def init_app(app: Flask, api: Api) -> None:
     language.init_app(app)  # English or Japanese, the agent's choice
     api.spec.components.security_scheme(BEARER_SCHEME, BEARER_SECURITY_SCHEME)
     api.register_blueprint(agent_api.blp)
+    from api.agents import availability
+
+    availability.init_app(app, api)  # /api/v1/agents/me/availability; ASSIGNMENT settings for the resolve hook
     app.register_blueprint(web.bp)
     add_nav_link(app, "Queues", "agents.queue")
+    from api.agents import search_page
+
+    app.register_blueprint(search_page.bp)  # /agent/search; the search box is in every page's top bar
     accounts.init_app(app)
+    from api.agents import webhooks
+
+    webhooks.init_app(app)  # /agent/webhooks, and publishing the deliveries requests emit
     app.context_processor(_nav)

@@ -37,6 +37,12 @@ def translate(key: str, fallback: str | None = None, **values: object) -> Markup
     return escape(text).format(**values)
 
 
+def category_label(category: str) -> str:
+    """A fine category's name in the agent's language: its own (English) name unless a translation exists. Never
+    formatted: a corpus may name a category anything, braces included."""
+    return AGENT_TEXTS[agent_language()].get(f"category_{category}") or category
+
+
 @bp.get("/<lang>")
 def switch(lang: str) -> Response:
     """Remember the agent's language in a cookie and go back where they were (only to a path on this site). A GET:
@@ -51,7 +57,8 @@ def switch(lang: str) -> Response:
 
 def _helpers() -> dict[str, object]:
     lang = agent_language() if has_request_context() else DEFAULT  # a template rendered for a mail has no request
-    return {"tx": translate, "agent_lang": lang, "other_agent_lang": "ja" if lang == "en" else "en"}
+    return {"tx": translate, "category_label": category_label if has_request_context() else str,
+            "agent_lang": lang, "other_agent_lang": "ja" if lang == "en" else "en"}
 
 
 def init_app(app: Flask) -> None:

@@ -22,11 +22,13 @@ from werkzeug.wrappers import Response
 
 from api.agents import conversation, queue_paging
 from api.agents.auth import AgentUser, cookie_will_be_dropped, current_agent, login_required, safe_next
+from api.agents.categories import known, suggested
 from api.services import get_session, unit_of_work
 from core import agents as actions
 from core import attachments as files
 from core.orm import Agent, Ticket, utcnow
 from core.routes import ROUTES
+from core.search import customer_tickets
 
 bp = Blueprint("agents", __name__, url_prefix="/agent")
 log = logging.getLogger(__name__)
@@ -191,7 +193,11 @@ def ticket_page(ticket_id: uuid.UUID) -> str:
         "agent/ticket.html",
         ticket=ticket,
         routes=ROUTES,
+        categories=known(db),
+        model_category=actions.model_category(db, ticket),
+        suggestions=suggested(db, ticket),
         history=actions.history(db, ticket),
+        customer_tickets=customer_tickets(db, ticket),
         conversation=conversation.timeline(ticket.id),
         names=names,
         owner=names.get(ticket.assigned_agent_id) if ticket.assigned_agent_id is not None else None,
@@ -201,10 +207,11 @@ def ticket_page(ticket_id: uuid.UUID) -> str:
     )
 
 
-def _act(ticket_id: uuid.UUID, action: Callable[..., tuple[Ticket, bool]], *args: object) -> bool:
+def _act(ticket_id: uuid.UUID, action: Callable[..., tuple[Ticket, bool]], *args: object,
+         **options: object) -> bool:
     try:
         with unit_of_work() as db:
-            _ticket, changed = action(db, ticket_id, *args)
+            _ticket, changed = action(db, ticket_id, *args, **options)
     except actions.TicketNotFound:
         abort(404)
     except actions.AgentError:
@@ -221,10 +228,25 @@ def _back(ticket_id: uuid.UUID) -> Response:
 @bp.post("/tickets/<uuid:ticket_id>/route")
 @login_required
 def reroute(ticket_id: uuid.UUID) -> Response:
+    """The route buttons, with the category select beside them: the select shows the ticket's category, so only a
+    different choice is a category correction (an untouched select confirms nothing)."""
     route = request.form.get("route", "")
     if route not in ROUTES:
         abort(400)
-    if _act(ticket_id, actions.reroute, route, current_agent().agent_id):
+    category = request.form.get("category", "").strip() or None
+    if category is not None and category == _load(ticket_id).fine_category:
+        category = None
+    categories = known(get_session())
+    if category is not None:
+        try:
+            actions.check_category(category, route, categories)
+        except actions.AgentError as error:  # e.g. a category of another route: say so on the page
+            flash(f"Not changed: {error}.", "error")
+            return _back(ticket_id)
+    changed = _act(ticket_id, actions.reroute, route, current_agent().agent_id, category, known=categories)
+    if changed and category is not None:
+        flash(f"Routed to {route}, category {category}. The correction is kept for the next model.", "success")
+    elif changed:
         flash(f"Routed to {route}. The correction is kept for the next model.", "success")
     else:
         flash(f"Already routed to {route}.", "info")

@@ -123,6 +123,7 @@ def _new_ticket(mail: InboundMail, key: str, body: str) -> NewTicket:
         customer_name=_clip(mail.sender_name, NAME_MAX),
         customer_email=_clean(mail.sender_email),
         message_id=key,
+        mail_message_id=_own_message_id(mail),
     )
 
 
@@ -262,8 +263,13 @@ def _message_fields(mail: InboundMail, key: str) -> _MessageFields:
 def _stored_id(mail: InboundMail, key: str) -> str:
     """A Message's id: the mail's own Message-ID, so that a later reply naming it threads here; the dedupe key
     when it has none (or one too long for the column)."""
+    return _own_message_id(mail) or key
+
+
+def _own_message_id(mail: InboundMail) -> str | None:
+    """The mail's own Message-ID when it fits the column and carries no control characters."""
     own = (mail.message_id or "").strip()
-    return own if own and len(own) <= LOG_FIELD_MAX and _clean(own) == own else key
+    return own if own and len(own) <= LOG_FIELD_MAX and _clean(own) == own else None
 
 
 def first_mail_keys(mail: InboundMail) -> list[str]:

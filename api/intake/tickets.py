@@ -30,6 +30,7 @@ from api.schemas import (
 )
 from api.services import current_runtime, unit_of_work
 from core.orm import Ticket
+from core.search import Search, SearchError, search_tickets
 from core.tickets import IdempotencyKeyReused, NewTicket, get_ticket, list_tickets, submit_ticket
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,10 @@ class TicketCollection(MethodView):
     @blp.arguments(TicketListQuerySchema, location="query", error_status_code=400)
     @blp.response(200, TicketPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
-        """List tickets oldest first, optionally one route and/or status; follow `next_cursor` for more."""
+        """List tickets oldest first, optionally one route and/or status; follow `next_cursor` for more. With `q`,
+        search instead: newest first, over every status unless one is given."""
+        if query.get("q") is not None:
+            return _search(query)
         with unit_of_work() as session:
             page, last = list_tickets(
                 session,
@@ -85,6 +89,17 @@ class TicketCollection(MethodView):
                 limit=query["limit"],
             )
         return {"items": page, "next_cursor": encode_cursor(last) if last else None}
+
+
+def _search(query: dict[str, Any]) -> dict[str, Any]:
+    try:
+        search = Search.parse(query["q"])
+    except SearchError as bad:
+        raise_problem(400, f"{bad}.", errors={"q": [str(bad)]})
+    with unit_of_work() as session:
+        page, last = search_tickets(session, search, route=query.get("route"), status=query.get("status"),
+                                    before=query.get("cursor"), limit=query["limit"])
+    return {"items": page, "next_cursor": encode_cursor(last) if last else None}
 
 
 _public_ticket = PublicTicketSchema()

@@ -36,3 +36,32 @@
   });
   schedule();
 })();
+
+// The ticket page's suggested replies: "Use this reply" copies the suggestion into the reply box, where the agent
+// edits it before sending. Text only (textContent → value): nothing is parsed as HTML. Text the agent has already
+// typed is kept, the suggestion goes below it.
+(function () {
+  "use strict";
+  var list = document.getElementById("suggestions");
+  var box = document.getElementById("reply-body");
+  if (!list || !box) { return; }
+  list.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-use-suggestion]");
+    if (!button) { return; }
+    var text = button.closest(".suggestion").querySelector(".suggestion-text").textContent;
+    box.value = box.value.trim() ? box.value.replace(/\s+$/, "") + "\n\n" + text : text;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+    box.scrollIntoView({ block: "center" });
+  });
+})();
+
+// A Japanese IME's Enter confirms the conversion (keydown with isComposing, or keyCode 229 in older browsers): it
+// must never submit the form the text box is in (the search box, the reply box's fields).
+document.addEventListener("keydown", function (event) {
+  "use strict";
+  if (event.key === "Enter" && (event.isComposing || event.keyCode === 229)) {
+    event.preventDefault();
+    event.stopPropagation();
+  }
+}, true);

@@ -1,4 +1,5 @@
-"""fine categories: the model's second output on each ticket, and agents' corrections of it
+"""fine categories: the model's second output on each ticket, and agents' corrections of it; the customer's
+first mail's own Message-ID on e-mail tickets (our replies name it in In-Reply-To)
 
 Revision ID: 0009_fine_categories
 Revises: 0008_worker_heartbeats
@@ -20,6 +21,7 @@ def upgrade() -> None:
     with op.batch_alter_table("tickets") as batch:
         batch.add_column(sa.Column("fine_category", sa.String(64)))
         batch.add_column(sa.Column("fine_confidence", sa.Float()))
+        batch.add_column(sa.Column("mail_message_id", sa.String(998)))
     with op.batch_alter_table("corrections") as batch:
         batch.add_column(sa.Column("predicted_category", sa.String(64)))
         batch.add_column(sa.Column("corrected_category", sa.String(64)))
@@ -30,5 +32,6 @@ def downgrade() -> None:
         batch.drop_column("corrected_category")
         batch.drop_column("predicted_category")
     with op.batch_alter_table("tickets") as batch:
+        batch.drop_column("mail_message_id")
         batch.drop_column("fine_confidence")
         batch.drop_column("fine_category")

@@ -122,3 +122,18 @@ def _b64(text: str) -> str:
 )
 def test_invalid_parameters_are_a_400_naming_them(client, query: str, parameter: str) -> None:
     assert_problem(client.get(f"/api/v1/tickets?{query}"), 400, parameter)
+
+
+@both_backends
+def test_search_pages_newest_first_over_every_status(app: Flask, client) -> None:
+    ids = _add_tickets(app, ("queued", None), ("resolved", "Payment"), ("routed", "Payment"), ("routed", "Account"))
+    found, pages = _walk(client, "q=質問&limit=2")
+    assert found == list(reversed(ids)) and pages == 2
+    assert _walk(client, "q=質問&route=Payment&status=resolved")[0] == [ids[1]]
+    assert _walk(client, "q=質問 3")[0] == [ids[3]]  # every word must appear
+    assert _walk(client, "q=返金")[0] == []
+
+
+@pytest.mark.parametrize("query", ["q=", "q=" + "x" * 201, "q=" + "+".join(f"w{n}" for n in range(9)), "q=%20"])
+def test_a_search_that_cannot_run_is_a_400_naming_q(client, query: str) -> None:
+    assert_problem(client.get(f"/api/v1/tickets?{query}"), 400)

@@ -35,7 +35,8 @@ def test_create_documents_request_responses_and_idempotency(document: dict) -> N
 
 def test_listing_and_reading_document_their_schemas(document: dict) -> None:
     listing = document["paths"]["/api/v1/tickets"]["get"]
-    assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} == {"route", "status", "limit", "cursor"}
+    query = {p["name"] for p in listing["parameters"] if p["in"] == "query"}
+    assert query == {"route", "status", "limit", "cursor", "q"}
     page_schema = _ref_name(listing["responses"]["200"]["content"]["application/json"])
     assert set(document["components"]["schemas"][page_schema]["properties"]) == {"items", "next_cursor"}
     item = document["paths"]["/api/v1/tickets/{ticket_id}"]["get"]

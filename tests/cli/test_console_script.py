@@ -100,3 +100,18 @@ def test_predict_looks_for_models_in_the_home_not_the_current_directory(home: Pa
     (elsewhere[0] / "models").mkdir()  # a ./models here must not be what it reads
     result = furiwake("predict", "ログインできません", cwd=elsewhere[0], env={"FURIWAKE_HOME": str(home)})
     assert_one_line_error(result, f"no trained model in {home / 'models'}")
+
+
+def test_predict_json_names_the_route_and_the_fine_category(home: Path, trained_model_dir: Path) -> None:
+    import json
+
+    from core.artifacts import current_version
+
+    version = trained_model_dir / str(current_version(trained_model_dir))
+    result = furiwake("predict", "--json", "--model", str(version), "返金をお願いします", cwd=trained_model_dir,
+                      env={"FURIWAKE_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    categories = json.loads((version / "meta.json").read_text(encoding="utf-8"))["categories"]
+    assert answer["route"] in ("Account", "Payment", "Other") and answer["category"] in categories
+    assert 0.0 < answer["category_confidence"] <= 1.0

@@ -58,6 +58,22 @@ def test_a_reply_is_pending_mail_threaded_on_the_conversation(runtime: Runtime) 
         assert session.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket.id)).all() == ["replied"]
 
 
+def test_the_first_reply_answers_the_customers_own_first_mail(runtime: Runtime) -> None:
+    """tickets.message_id of an e-mail ticket is a dedupe key; mail_message_id is the id the customer's client
+    knows, so our acknowledgement and first reply thread under their mail."""
+    with runtime.unit_of_work() as session:
+        new = NewTicket(channel="email", body="ログインできません", subject="ログイン",
+                        customer_email="hanako@example.com", message_id="k" * 64,
+                        mail_message_id="<first@customer.example>")
+        ticket, _created = store_queued(session, new)
+    ack = _acknowledge(runtime, ticket)
+    assert ack is not None and ack.in_reply_to == "<first@customer.example>"
+    with runtime.unit_of_work() as session:
+        reply = outbox.queue_reply(session, ticket, None, "再設定しました。", MAIL)
+    assert reply.in_reply_to == "<first@customer.example>"
+    assert reply.references == f"<first@customer.example> {ack.message_id}"
+
+
 def test_a_ticket_without_an_address_gets_no_reply_but_a_note(runtime: Runtime) -> None:
     ticket = _ticket(runtime, email=None)
     with runtime.unit_of_work() as session, pytest.raises(outbox.NoRecipient):

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from core import registry
+from core import model_store, registry
 from core.artifacts import current_version, set_current
 from core.config import ConfigError, RetrainSettings, Settings
 from core.db import make_engine, make_session_factory
@@ -91,6 +91,7 @@ def test_first_use_registers_current_as_the_initial_champion(sessions, tmp_path)
         row = registry.champion(session)
     assert row is not None and row.trigger == "initial" and row.promoted_at is not None
     assert row.train_counts["by_route"] == {"Account": 30, "Payment": 30, "Other": 20}
+    assert row.train_counts["categories"] == ["Account - Login", "Payment - Refund", "Spam"]  # what agents pick from
     assert row.metrics["validation"]["macro_f1"] == 0.8
     assert in_unit_of_work(sessions, registry.sync, model_dir) == "v0" and len(statuses(sessions)) == 1  # idempotent
 
@@ -328,14 +329,14 @@ def test_training_and_evaluation_sets(sessions, make_settings):
         data = build_data(session, settings, corpus)
 
     held = {str(t.id) for t in [*corrected, clash, both_ways] if holdout_bucket(str(t.id)) < 50}
-    trained = {e.source.split(":", 1)[1] for e in data.train.examples if e.category == CORRECTION}
+    trained = {e.source.split(":", 1)[1] for e in data.train.examples if e.origin == CORRECTION}
     assert trained.isdisjoint(held) and trained  # held-out tickets never train
     eval_corrections = [t for t, p in zip(data.eval_texts, data.eval_parts, strict=True) if p == "corrections"]
     assert 0 < len(eval_corrections) <= 3
     assert set(data.eval_texts).isdisjoint(e.text for e in data.train.examples)
     labels = {e.text: e.route for e in data.train.examples}
     assert labels.get("resolved and never corrected") == "Payment"
-    assert [e.category for e in data.train.examples if e.text == "resolved and never corrected"] == [RESOLVED]
+    assert [e.origin for e in data.train.examples if e.text == "resolved and never corrected"] == [RESOLVED]
     assert "still open, not a label" not in labels
     if str(corrected[0].id) not in held:
         assert labels["corrected ticket 0"] == "Account"
@@ -399,7 +400,10 @@ def test_a_refused_sync_leaves_nothing_in_the_callers_transaction(sessions, tmp_
     model_dir = tmp_path / "models"
     set_current(model_dir, fake_version(model_dir, "v0"))
     in_unit_of_work(sessions, registry.sync, model_dir)
-    (model_dir / "v0" / "model.keras").unlink()  # the champion's files are gone: CURRENT cannot be rewritten
+    # The champion's files are gone, here and from the database: CURRENT cannot be rewritten (with the database's
+    # copy, sync() would fetch them again: tests/core/test_model_store.py).
+    (model_dir / "v0" / "model.keras").unlink()
+    in_unit_of_work(sessions, model_store.remove, "v0")
     (model_dir / "CURRENT").unlink()
     with sessions.begin() as session:
         assert registry.sync(session, model_dir) == "v0"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -26,8 +27,8 @@ FIRST = TestMail(sender=CUSTOMER[1], name=CUSTOMER[0], recipient=SUPPORT, subjec
                  body="お世話になっております。\nパスワードを再設定したのですが、新しいパスワードでログインできません。\n"
                       "確認をお願いいたします。\n\n山田",
                  message_id="<CAF1st-7QxZ@mail.example.jp>")  # fmt: skip
-ANSWER = ("山田様\n\nお問い合わせありがとうございます。\n"
-          "パスワードの再設定を完了いたしました。再度ログインをお試しください。")
+CORPUS_CATEGORIES = {row.split("\t")[3].strip() for row in
+                     (Path(__file__).parents[2] / "data" / "tickets.tsv").read_text(encoding="utf-8").splitlines()[1:]}
 SECOND = "山田様\n\n請求書の宛名は「アカウント設定」→「請求先」から変更いただけます。"
 CUSTOMER_WORDS = "ありがとうございます。ログインできました。\n別件ですが、請求書の宛名を変更できますか。"
 
@@ -62,21 +63,33 @@ def test_a_japanese_customer_and_an_agent_converse_by_email(
         assert ack["To"] == CUSTOMER[1] and ack["Subject"] == f"お問い合わせを受け付けました {reference_tag(reference)}"
         assert ack["Auto-Submitted"] == "auto-replied" and ack["Content-Language"] == "ja"
         assert f"受付番号: {reference}" in ack.get_content() and "山田 太郎様" in ack.get_content()
+        assert ack["In-Reply-To"] == FIRST.message_id  # threads under the customer's own mail in their client
 
         # The model routes it.
         wait_until(lambda: store.ticket(ticket_id).status in ("routed", "needs_review"), 120, processes, "the route")
         assert store.ticket(ticket_id).route in ("Account", "Payment", "Other")
 
-        # The agent answers (and resolves): the reply goes out in the thread, with the tag.
-        sent = requests.post(f"{base}/api/v1/tickets/{ticket_id}/replies", json={"body": ANSWER}, headers=bearer,
+        # The agent sees the fine category (the model's second output) and suggested answers of that category.
+        seen = requests.get(f"{base}/api/v1/tickets/{ticket_id}", headers=bearer, timeout=10).json()
+        assert seen["fine_category"] in CORPUS_CATEGORIES and 0.0 < seen["fine_confidence"] <= 1.0
+        suggestions = requests.get(f"{base}/api/v1/tickets/{ticket_id}/suggestions", headers=bearer, timeout=30)
+        assert suggestions.status_code == 200, suggestions.text
+        top = suggestions.json()[0]
+        assert top["category"] == seen["fine_category"] and top["text"].strip() and 0.0 < top["similarity"] <= 1.0
+
+        # The agent edits the top suggestion and sends it (and resolves): the reply goes out in the thread, with
+        # the tag.
+        answer = f"山田様\n\n{top['text'].strip()}\n\nサポート窓口 佐藤"
+        sent = requests.post(f"{base}/api/v1/tickets/{ticket_id}/replies", json={"body": answer}, headers=bearer,
                              timeout=10)  # fmt: skip
         assert sent.status_code == 202, sent.text
         reply = mails(2, "the agent's reply")[1]
         assert reply["Message-ID"] == sent.json()["message_id"] and reply["To"] == CUSTOMER[1]
         assert reply["Subject"] == f"Re: ログインできません {reference_tag(reference)}"
         assert ack["Message-ID"] in reply["References"].split()
+        assert reply["In-Reply-To"] == FIRST.message_id and reply["References"].split()[0] == FIRST.message_id
         assert reply["Auto-Submitted"] is None and reply["Content-Language"] == "ja"
-        assert reply.get_content().rstrip("\n") == ANSWER
+        assert reply.get_content().rstrip("\n") == answer
         resolved = requests.post(f"{base}/api/v1/tickets/{ticket_id}/resolve", headers=bearer, timeout=10)
         assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
 

@@ -1,5 +1,6 @@
 """The compiled predictor (serving.compiled + serving.packing) computes what the Keras model computes, for every model
-configuration `furiwake train` can build: LSTM or BiLSTM, with or without the character n-gram arm."""
+configuration `furiwake train` can build: LSTM or BiLSTM, with or without the character n-gram arm, with the
+fine-category head or without it (a version trained before the head existed still loads and serves)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.artifacts import MalformedMetaError
 from tests.support.paths import CORPUS
 
 pytestmark = pytest.mark.slow
 
 EDGE_CASES = ["", "!!! ???", "x" * 3000, "ｶｰﾄﾞ　が　使えない😡", "a", "パスワード " * 200]
+CATEGORIES = ["Account - Login", "Bug", "Payment - Refund", "Shipping", "Spam"]
 
 
-def save_untrained(tmp_path: Path, texts: list[str], **config: object) -> Path:
+def save_untrained(tmp_path: Path, texts: list[str], categories: list[str] | None = None, **config: object) -> Path:
     """A model of the given configuration with random weights (no training needed to compare two computations),
-    saved as a version directory the Predictor can load."""
+    saved as a version directory the Predictor can load; without `categories`, a route-only model as versions
+    trained before the category head are."""
     import keras
 
     from training.model import ModelConfig, assemble, build_classifier, build_vectorizers
@@ -27,15 +31,18 @@ def save_untrained(tmp_path: Path, texts: list[str], **config: object) -> Path:
     model_config = ModelConfig(sequence_length=24, max_tokens=2000, wide_max_tokens=3000, **config)  # type: ignore[arg-type]
     words, ngrams = build_vectorizers(model_config, texts)
     classifier = build_classifier(
-        model_config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams is not None else None
+        model_config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams is not None else None,
+        len(categories or []),
     )
     # Larger than initial weights, so the gates saturate sometimes and a wrong formula can't hide in small numbers.
     classifier.set_weights([w * 3 for w in classifier.get_weights()])
     path = tmp_path / "v1"
     path.mkdir()
     assemble(words, ngrams, classifier).save(path / "model.keras")
-    meta = {"version": "v1", "labels": ["Account", "Payment", "Other"], "thresholds": {},
-            "model": {"sequence_length": model_config.sequence_length}}
+    meta: dict[str, object] = {"version": "v1", "labels": ["Account", "Payment", "Other"], "thresholds": {},
+                               "model": {"sequence_length": model_config.sequence_length}}
+    if categories:
+        meta["categories"] = categories
     (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     return path
 
@@ -48,14 +55,16 @@ def corpus_texts() -> list[str]:
     return prepare_many(load(CORPUS).texts[:600])
 
 
-@pytest.mark.parametrize("config", [{}, {"wide": False}, {"bidirectional": True}],
-                         ids=["lstm+ngrams", "lstm", "bilstm+ngrams"])
+@pytest.mark.parametrize("config", [{}, {"wide": False}, {"bidirectional": True}, {"categories": CATEGORIES},
+                                    {"wide": False, "bidirectional": True, "categories": CATEGORIES}],
+                         ids=["lstm+ngrams", "lstm", "bilstm+ngrams", "lstm+ngrams+category", "bilstm+category"])
 def test_compiled_predictor_matches_the_keras_model(tmp_path, corpus_texts, config):
     import keras
     import tensorflow as tf
 
     from core.text import prepare_many
     from serving.predictor import Predictor
+    from training.model import split_outputs
 
     path = save_untrained(tmp_path, corpus_texts, **config)
     reference_model = keras.saving.load_model(path / "model.keras", compile=False)
@@ -63,11 +72,56 @@ def test_compiled_predictor_matches_the_keras_model(tmp_path, corpus_texts, conf
 
     # 300 tickets: two full chunks of 128 and a partial one; plus single tickets and the edge cases.
     texts = corpus_texts[:300] + prepare_many(EDGE_CASES)
-    reference = reference_model(tf.constant(texts)).numpy()
-    assert reference.std(axis=0).min() > 1e-3  # the tickets really get different outputs: the check has teeth
-    np.testing.assert_allclose(predictor.probabilities_prepared(texts), reference, rtol=1e-4, atol=2e-6)
-    for text, expected in zip(texts[-8:], reference[-8:], strict=True):
-        np.testing.assert_allclose(predictor.probabilities_prepared([text])[0], expected, rtol=1e-4, atol=2e-6)
+    routes, categories = (None if out is None else out.numpy()
+                          for out in split_outputs(reference_model(tf.constant(texts))))
+    assert routes.std(axis=0).min() > 1e-3  # the tickets really get different outputs: the check has teeth
+    scores = predictor.scores_prepared(texts)  # both heads from one compiled call per chunk
+    np.testing.assert_allclose(scores.routes, routes, rtol=1e-4, atol=2e-6)
+    np.testing.assert_allclose(predictor.probabilities_prepared(texts), routes, rtol=1e-4, atol=2e-6)
+    if categories is None:
+        assert scores.categories is None and predictor.categories == []
+    else:
+        assert categories.std(axis=0).min() > 1e-3
+        np.testing.assert_allclose(scores.categories, categories, rtol=1e-4, atol=2e-6)
+    for i in range(len(texts) - 8, len(texts)):
+        single = predictor.scores_prepared([texts[i]])
+        np.testing.assert_allclose(single.routes[0], routes[i], rtol=1e-4, atol=2e-6)
+        if categories is not None:
+            np.testing.assert_allclose(single.categories[0], categories[i], rtol=1e-4, atol=2e-6)
+
+
+def test_a_route_only_version_still_serves_without_a_category(tmp_path, corpus_texts):
+    """Versions trained before the category head stay in registries and may be rolled back to."""
+    from serving.predictor import Predictor
+
+    predictor = Predictor(save_untrained(tmp_path, corpus_texts), warm_up=False)
+    predictions = predictor.predict(["パスワードを忘れました", "返金してください"])
+    assert [p.route in ("Account", "Payment", "Other") for p in predictions] == [True, True]
+    assert [(p.category, p.category_confidence) for p in predictions] == [(None, None), (None, None)]
+
+
+def test_a_category_head_whose_labels_meta_json_lacks_is_refused(tmp_path, corpus_texts):
+    """Naming categories from a list that does not match the head would put wrong labels on tickets."""
+    from serving.predictor import Predictor
+
+    path = save_untrained(tmp_path, corpus_texts, categories=CATEGORIES)
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    meta["categories"] = CATEGORIES[:-1]
+    (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(MalformedMetaError, match="'categories' should list the 5 fine labels"):
+        Predictor(path, warm_up=False)
+
+
+def test_predictions_name_the_category_of_the_highest_probability(tmp_path, corpus_texts):
+    from serving.predictor import Predictor
+
+    predictor = Predictor(save_untrained(tmp_path, corpus_texts, categories=CATEGORIES), warm_up=False)
+    texts = corpus_texts[:40]
+    scores = predictor.scores_prepared(texts)
+    predictions = predictor.predict_prepared(texts)
+    assert [p.category for p in predictions] == [CATEGORIES[i] for i in scores.categories.argmax(axis=1)]
+    assert [p.category_confidence for p in predictions] == pytest.approx(scores.categories.max(axis=1).tolist())
+    assert len({p.category for p in predictions}) > 1  # random weights still tell tickets apart
 
 
 def test_an_unsupported_layer_configuration_is_refused(corpus_texts):

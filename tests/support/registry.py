@@ -21,7 +21,8 @@ def fake_version(model_dir: Path, version: str, macro_f1: float = 0.8) -> str:
     (path / "model.keras").write_bytes(b"stub")
     meta = {"version": version, "created_at": utcnow().isoformat(), "data_hash": "abc",
             "counts": {"rows": 100, "validation": 20, "train_by_route": {"Account": 30, "Payment": 30, "Other": 20}},
-            "metrics": {"validation": {"accuracy": macro_f1, "macro_f1": macro_f1, "n": 20}}}
+            "metrics": {"validation": {"accuracy": macro_f1, "macro_f1": macro_f1, "n": 20}},
+            "categories": ["Payment - Refund", "Account - Login", "Spam"]}
     (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     return version
 

@@ -1,6 +1,7 @@
 """Real retrains (tiny: a 400-ticket slice, a few epochs) against real databases.
 
-Corrections injected → retrain → the challenger learnt them → promoted; a deliberately worse challenger is
+Corrections injected (route and fine category) → retrain → the challenger learnt them → promoted; a deliberately
+worse challenger is
 rejected (after a crashed trainer's lease expired); two retrains started at once → one runs, the other is skipped.
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy import update
 from core import registry
 from core.artifacts import current_version
 from core.db import make_engine, make_session_factory
-from core.orm import JobLease, ModelVersion, utcnow
+from core.orm import Correction, JobLease, ModelVersion, utcnow
 from core.runtime import Runtime
 from tests.support import retrain as support
 
@@ -54,10 +55,19 @@ def settings(make_settings, database_url):
     return replace(built, retrain=replace(built.retrain, corpus=support.tiny_corpus(), max_corpus_drop=1.0))
 
 
+PREMIUM = "Account - Premium"  # a fine category the corpus does not have: only the agents teach it
+
+
 def _routes(model_dir, version, texts):
     from serving.predictor import Predictor
 
     return [p.route for p in Predictor(model_dir / version, warm_up=False).predict(texts)]
+
+
+def _categories(model_dir, version, texts):
+    from serving.predictor import Predictor
+
+    return [p.category for p in Predictor(model_dir / version, warm_up=False).predict(texts)]
 
 
 @both
@@ -68,6 +78,8 @@ def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, session
     # 250 corrections: enough held-out ones (~50) that what they teach outweighs a tiny model's noise on the corpus.
     texts = support.drift_texts(250)
     ids = support.add_corrections(sessions, texts, v1)
+    with sessions() as session, session.begin():  # the agents named the fine category too
+        session.execute(update(Correction).values(corrected_category=PREMIUM))
 
     outcome = retrain(runtime, trigger="cli", options=support.train_options())
 
@@ -87,6 +99,10 @@ def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, session
     assert evaluation["candidate"]["parts"]["corrections"]["accuracy"] > (
         evaluation["champion"]["parts"]["corrections"]["accuracy"])
     assert rows[v2].train_counts["by_source"]["corrections"] > 50
+    categories = rows[v2].train_counts["categories"]  # what the API lists, without reading meta.json
+    assert PREMIUM in categories and categories == sorted(categories) and len(categories) == 19
+    assert evaluation["candidate"]["category"]["n"] == evaluation["eval_set"]["n"]  # every row has a fine label
+    assert evaluation["candidate"]["category"]["accuracy"] > evaluation["champion"]["category"]["accuracy"]
     assert (settings.model_dir / v2 / "evaluation.png").is_file()
 
     # The corrected examples it trained on, which the old model routed elsewhere, now route the corrected way.
@@ -100,6 +116,9 @@ def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, session
     fresh = support.drift_texts(20, offset=250)
     assert _routes(settings.model_dir, v2, fresh).count("Account") > _routes(settings.model_dir, v1, fresh).count(
         "Account")
+    # ... and get the agents' new fine category, which the old model cannot even name.
+    assert PREMIUM not in _categories(settings.model_dir, v1, fresh)
+    assert _categories(settings.model_dir, v2, fresh).count(PREMIUM) >= len(fresh) // 2
 
     again = retrain(runtime, trigger="schedule", options=support.train_options())
     assert again.decision == "unchanged" and v2 in again.reason

@@ -1,4 +1,5 @@
-"""A tiny real training run: saves, reloads and predicts identically; probabilities sum to 1; CLI errors."""
+"""A tiny real training run: saves, reloads and predicts identically (both heads: route and fine category);
+probabilities sum to 1; CLI errors."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from core.artifacts import NoModelError, current_version, read_meta, resolve
 from tests.support.paths import CORPUS
+from training.datasets import load
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +29,10 @@ def test_artifact_directory_is_complete(trained_model_dir):
     assert meta.counts.train is not None and meta.counts.validation is not None
     assert meta.counts.train + meta.counts.validation == meta.counts.rows
     assert meta.metrics.validation["accuracy"] > 0.7
+    # The fine categories: the corpus's 18, in the head's order; far above chance (1/18) after a few epochs.
+    assert meta.extra["categories"] == load(CORPUS).category_labels() and len(meta.extra["categories"]) == 18
+    fine = meta.metrics.validation["category"]
+    assert fine["n"] == meta.counts.validation and fine["accuracy"] > 0.4 and fine["macro_f1"] > 0.3
 
 
 def test_meta_file_keeps_every_key_the_trainer_has_always_written(trained_model_dir):
@@ -34,7 +40,8 @@ def test_meta_file_keeps_every_key_the_trainer_has_always_written(trained_model_
     path = resolve(None, trained_model_dir)
     raw = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     assert set(raw) >= {"version", "created_at", "labels", "data_hash", "counts", "balance", "model", "options",
-                        "metrics", "thresholds", "history", "epochs_run", "train_seconds", "trigger"}
+                        "metrics", "thresholds", "history", "epochs_run", "train_seconds", "trigger", "categories"}
+    assert {"accuracy", "val_accuracy", "loss", "val_loss", "category_accuracy"} <= set(raw["history"])
     assert set(raw["counts"]) == {"rows", "train", "validation", "train_by_route", "dropped"}
     assert {"sequence_length", "max_tokens", "embedding_dim", "lstm_units", "wide"} <= set(raw["model"])
     assert raw["labels"] == ["Account", "Payment", "Other"] and raw["version"] == path.name
@@ -51,14 +58,35 @@ def test_reloaded_model_and_compiled_predictor_agree_with_the_trained_model(trai
     path = resolve(None, trained_model_dir)
     texts = ["パスワードを忘れました", "カードが使えない", "荷物が届かない", "x" * 3000, "I was charged twice"] * 7
     prepared = prepare_many(texts)
-    reference = keras.saving.load_model(path / "model.keras", compile=False)(tf.constant(prepared)).numpy()
+    outputs = keras.saving.load_model(path / "model.keras", compile=False)(tf.constant(prepared))
+    assert set(outputs) == {"route", "category"}  # the saved model has both heads
     predictor = Predictor(path)
-    np.testing.assert_allclose(predictor.probabilities(texts), reference, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(predictor.probabilities(texts).sum(axis=1), 1.0, atol=1e-5)
+    scores = predictor.scores(texts)
+    np.testing.assert_allclose(scores.routes, outputs["route"].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scores.categories, outputs["category"].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(predictor.probabilities(texts), scores.routes, rtol=1e-6)
+    np.testing.assert_allclose(scores.routes.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(scores.categories.sum(axis=1), 1.0, atol=1e-5)
     single = predictor.predict(["パスワードを忘れました"])[0]
     assert single.route == max(single.probabilities, key=single.probabilities.get)
     assert sum(single.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert predictor.probabilities([]).shape == (0, 3)
+    assert predictor.scores([]).categories.shape == (0, 18)
+
+
+def test_predictions_carry_a_fine_category_of_the_trained_label_set(trained_model_dir):
+    from serving.predictor import Predictor
+
+    predictor = Predictor(resolve(None, trained_model_dir), warm_up=False)
+    texts = ["パスワードを忘れてログインできません", "二重に請求されています。返金してください", "荷物がまだ届きません"]
+    predictions = predictor.predict(texts)
+    assert predictor.categories == read_meta(resolve(None, trained_model_dir)).extra["categories"]
+    for prediction in predictions:
+        assert prediction.category in predictor.categories
+        assert 1 / 18 < prediction.category_confidence <= 1.0  # the argmax of 18 probabilities summing to 1
+    # The category agrees with the route on tickets this plain (the corpus's categories are named by route).
+    assert [p.category.split(" - ")[0] for p in predictions[:2]] == ["Account", "Payment"]
+    assert predictions[2].category == "Shipping"
 
 
 def test_no_model_yet_is_a_clear_error(tmp_path):

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.assignment import ASSIGN_TASK
 from core.mail_queue import OUTBOX_SWEEP_TASK, SEND_MAIL_TASK
 from core.messaging import CLASSIFY_TASK, NOOP_TASK, RETRAIN_TASK, SWEEP_TASK
+from core.webhook_queue import DELIVER_WEBHOOK_TASK, WEBHOOK_SWEEP_TASK
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +50,8 @@ def test_the_trainer_registers_only_retrain_and_loads_no_tensorflow(tmp_path: Pa
 
 def test_the_classify_worker_registers_classify_sweep_noop_and_the_mail_tasks(tmp_path: Path) -> None:
     probe = _import_fresh("worker.classify_app", tmp_path, CLASSIFY_BATCH_SIZE="32", CLASSIFY_BATCH_WAIT_MS="50")
-    assert probe["tasks"] == sorted([CLASSIFY_TASK, SWEEP_TASK, NOOP_TASK, SEND_MAIL_TASK, OUTBOX_SWEEP_TASK])
+    assert probe["tasks"] == sorted([CLASSIFY_TASK, SWEEP_TASK, NOOP_TASK, SEND_MAIL_TASK, OUTBOX_SWEEP_TASK,
+                                      DELIVER_WEBHOOK_TASK, WEBHOOK_SWEEP_TASK, ASSIGN_TASK])
     assert RETRAIN_TASK not in probe["tasks"]
     assert {"tensorflow", "serving"} <= set(probe["loaded"])  # imported before the fork, on purpose
     assert "training" not in probe["loaded"]

@@ -55,6 +55,9 @@ def test_routes_a_batch_and_writes_everything_in_one_go(runtime, sessions, predi
         assert t.routed_at is not None and t.routed_at.tzinfo is not None
         assert t.score_account + t.score_payment + t.score_other == pytest.approx(1.0, abs=1e-4)
         assert t.confidence == pytest.approx(max(t.scores.values()))
+        # The fine category from the same model call, one of the trained labels, beside the route it refines.
+        assert t.fine_category in predictor.categories and t.fine_category.startswith(f"{t.route} - ")
+        assert 1 / len(predictor.categories) < t.fine_confidence <= 1.0
 
 
 def test_already_routed_ticket_is_left_alone(runtime, sessions, predictor):
@@ -80,6 +83,7 @@ def test_below_threshold_goes_to_review_with_its_route_kept(runtime, sessions, p
     with sessions() as s:
         ticket = s.get(Ticket, uuid.UUID(ticket_id))
     assert ticket.status == "needs_review" and ticket.route == "Account"
+    assert ticket.fine_category in predictor.categories  # kept for review too, like the route
 
 
 def test_text_with_nothing_left_after_cleanup_needs_review(runtime, sessions, predictor):
