@@ -70,6 +70,8 @@ def test_agent_replies_to_an_email_ticket_and_adds_a_note_that_is_not_sent(
         mail = smtp_server.received[1].message
         assert mail["To"] == CUSTOMER and mail["Subject"] == f"Re: ログインできません {reference_tag(reference)}"
         assert mail.get_content().rstrip("\n") == REPLY
+        # The server has the mail a moment before the task marks it sent: the page says Sent once it is marked.
+        wait_until(lambda: store.messages(kind="agent_reply")[0].delivery == "sent", 30, processes, "marked sent")
         page.reload()
         assert page.locator("li.entry-agent_reply .delivery-sent").inner_text() == "Sent"
 

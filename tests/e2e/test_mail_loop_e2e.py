@@ -161,7 +161,8 @@ def test_two_installations_answering_each_other_stop(
         assert stores["b"].counts()["tickets"] == 0
 
         # An agent of A replies by hand (no Auto-Submitted): B opens one ticket from A's address and acknowledges
-        # it (into A), where it is automatic mail for no ticket of A's: nothing more.
+        # it (into A), In-Reply-To A's reply: at A it is automatic mail, kept on the ticket it answers, that
+        # opens, routes and acknowledges nothing: nothing more.
         replied = requests.post(f"{posters['a'].base}/api/v1/tickets/{ticket_id}/replies", timeout=10,
                                 json={"body": "ご連絡ありがとうございます。確認いたします。"},
                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
@@ -170,10 +171,11 @@ def test_two_installations_answering_each_other_stop(
         assert [len(smtp["a"].received), len(smtp["b"].received)] == [2, 1]
         assert [status for status, _ in posters["a"].snapshot() + posters["b"].snapshot()] == [200] * 3
         [(_, back_at_a)] = posters["a"].snapshot()
-        assert back_at_a["id"] is None and back_at_a["automatic"] == "Auto-Submitted: auto-replied"
+        assert back_at_a["id"] == ticket_id and back_at_a["automatic"] == "Auto-Submitted: auto-replied"
         [b_ticket] = stores["b"].tickets()
         assert b_ticket.customer_email == address["a"] and b_ticket.channel == "email"
-        assert stores["a"].counts() == {"tickets": 1, "acknowledgement": 1, "agent_reply": 1, "unsent": 0}
+        assert stores["a"].counts() == {"tickets": 1, "acknowledgement": 1, "agent_reply": 1, "automatic": 1,
+                                        "unsent": 0}
         assert stores["b"].counts() == {"tickets": 1, "acknowledgement": 1, "unsent": 0}
         assert smtp["b"].received[0].message["To"] == address["a"]
     finally:
