@@ -209,23 +209,33 @@ def _lease_name(message_id: int) -> str:
     return f"mail:{message_id}"
 
 
-def _take_lease(session: Session, message_id: int, now: datetime, seconds: float) -> bool:
-    name, expires = _lease_name(message_id), now + timedelta(seconds=seconds)
+def take_attempt_lease(session: Session, name: str, holder: str, now: datetime, seconds: float) -> bool:
+    """Hold the lease `name` (one outbound attempt: a mail, a webhook delivery) for `seconds`, unless another
+    attempt holds it unexpired. Shared by core.outbox and core.webhook_outbox."""
+    expires = now + timedelta(seconds=seconds)
     lease = session.get(JobLease, name, populate_existing=True)
     if lease is None:
         try:
             with session.begin_nested():
-                session.add(JobLease(name=name, holder="send_mail", acquired_at=now, expires_at=expires))
+                session.add(JobLease(name=name, holder=holder, acquired_at=now, expires_at=expires))
         except IntegrityError:  # taken meanwhile (PostgreSQL: after the other transaction committed)
             return False
         return True
     return _changed(session, update(JobLease)
                     .where(JobLease.name == name, or_(JobLease.expires_at.is_(None), JobLease.expires_at < now))
-                    .values(holder="send_mail", acquired_at=now, expires_at=expires)) == 1
+                    .values(holder=holder, acquired_at=now, expires_at=expires)) == 1
+
+
+def release_attempt_lease(session: Session, name: str) -> None:
+    session.execute(delete(JobLease).where(JobLease.name == name))
+
+
+def _take_lease(session: Session, message_id: int, now: datetime, seconds: float) -> bool:
+    return take_attempt_lease(session, _lease_name(message_id), "send_mail", now, seconds)
 
 
 def _release(session: Session, message_id: int) -> None:
-    session.execute(delete(JobLease).where(JobLease.name == _lease_name(message_id)))
+    release_attempt_lease(session, _lease_name(message_id))
 
 
 def mark_sent(session: Session, message_id: int, now: datetime | None = None) -> bool:

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Update, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.orm import Session
 
-from core.orm import JobLease, Ticket, WebhookDelivery, WebhookSubscription, utcnow
-from core.outbox import RetryPolicy
+from core.orm import Ticket, WebhookDelivery, WebhookSubscription, utcnow
+from core.outbox import RetryPolicy, release_attempt_lease, take_attempt_lease
 
 # 30 s after the first failure, doubling to 30 min, for a day: a receiver down overnight still gets its events.
 DEFAULT_POLICY = RetryPolicy(first=30.0, cap=1800.0, give_up_after=86400.0)
@@ -93,22 +92,11 @@ def _lease_name(delivery_id: int) -> str:
 
 
 def _take_lease(session: Session, delivery_id: int, now: datetime, seconds: float) -> bool:
-    name, expires = _lease_name(delivery_id), now + timedelta(seconds=seconds)
-    lease = session.get(JobLease, name, populate_existing=True)
-    if lease is None:
-        try:
-            with session.begin_nested():
-                session.add(JobLease(name=name, holder="deliver_webhook", acquired_at=now, expires_at=expires))
-        except IntegrityError:  # taken meanwhile (PostgreSQL: after the other transaction committed)
-            return False
-        return True
-    return _changed(session, update(JobLease)
-                    .where(JobLease.name == name, or_(JobLease.expires_at.is_(None), JobLease.expires_at < now))
-                    .values(holder="deliver_webhook", acquired_at=now, expires_at=expires)) == 1
+    return take_attempt_lease(session, _lease_name(delivery_id), "deliver_webhook", now, seconds)
 
 
 def _release(session: Session, delivery_id: int) -> None:
-    session.execute(delete(JobLease).where(JobLease.name == _lease_name(delivery_id)))
+    release_attempt_lease(session, _lease_name(delivery_id))
 
 
 def _pending(delivery_id: int) -> Update:
