@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import limits, problems, security, services
+from api import limits, locale, problems, security, services
 from api.openapi import OPENAPI_CONFIG, ProblemApi
 from core.config import Settings
 
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     security.init_app(app, settings)  # refuses the development SECRET_KEY outside the embedded mode
     services.init_app(app, settings)
     problems.init_app(app)
+    locale.init_app(app)  # Flask-Babel: _() in templates and views, the agent's or customer's language
     _register_blueprints(app, ProblemApi(app))
     limits.init_app(app, settings)  # wraps the intake and sign-in views registered above
     return app

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core import metrics, webhooks
 from core.categories import Catalog, catalog
-from core.orm import Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
+from core.orm import ROLES, Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
 from core.routes import ROUTES
 from core.tickets import Position
 
@@ -94,14 +94,22 @@ def check_password_rules(password: str) -> None:
         raise AgentError("the password must not start or end with white space")
 
 
-def create_agent(session: Session, email: str, password: str, name: str | None = None) -> Agent:
+def create_agent(session: Session, email: str, password: str, name: str | None = None,
+                 role: str | None = None) -> Agent:
+    """A new active agent. Role None: "admin" for the helpdesk's first agent (somebody must be able to manage the
+    rest), else "agent"."""
     email = normalise_email(email)
+    if role is not None and role not in ROLES:
+        raise AgentError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     if not _EMAIL.match(email) or len(email) > 320:
         raise AgentError(f"not an e-mail address: {email!r}")
     check_password_rules(password)
     if find_agent(session, email) is not None:
         raise AgentError(f"an agent with e-mail {email} already exists")
-    agent = Agent(email=email, name=(name or "").strip() or None, password_hash=hash_password(password), active=True)
+    if role is None:
+        role = "agent" if session.scalar(select(Agent.id).limit(1)) is not None else "admin"
+    agent = Agent(email=email, name=(name or "").strip() or None, password_hash=hash_password(password), active=True,
+                  role=role)
     session.add(agent)
     session.flush()
     return agent

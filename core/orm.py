@@ -27,6 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 CHANNELS = ("web", "email", "api")
+# admin: also retrains, changes the champion, edits rules, manages agents and webhooks. Checked in code (core.agents):
+# a CHECK on a column added later would need a table rebuild on SQLite (see migrations 0013, 0014).
+ROLES = ("admin", "agent")
 STATUSES = ("received", "queued", "routed", "needs_review", "failed", "resolved")
 # Tickets the worker still owes a route: the sweep re-enqueues these when they wait too long.
 PENDING_STATUSES = ("received", "queued")
@@ -117,6 +120,13 @@ class Ticket(Base):
     # for a ticket nobody has, or one an agent took by hand.
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Rules before the model (core/rules.py): the rule and its version that routed or assigned the ticket, and the
+    # model's own route beside it (route may be the rule's); None when no rule matched.
+    rule_id: Mapped[int | None] = mapped_column(Integer)  # no FK in the database: see migration 0015
+    rule_version: Mapped[int | None] = mapped_column(Integer)
+    model_route: Mapped[str | None] = mapped_column(String(16))
+    # SLA (core/sla.py): when an agent first answered the customer (the first agent reply queued to them).
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def scores(self) -> dict[str, float] | None:
@@ -144,6 +154,56 @@ class Agent(Base):
     available: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     max_open: Mapped[int | None] = mapped_column(Integer)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    role: Mapped[str] = mapped_column(String(8), default="agent", server_default="agent")
+    # The agent's own language for the agents' pages ("ja" / "en"); None: the browser's Accept-Language decides.
+    language: Mapped[str | None] = mapped_column(String(8))
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class Rule(Base):
+    """An admin's rule, applied before the model (core/rules.py): every condition set must hold; it sets the route
+    and/or the assignee. Lower position first; the first matching active rule wins. Each save bumps version and
+    keeps a snapshot in rule_versions, so a ticket's rule_version says exactly what routed it."""
+
+    __tablename__ = "rules"
+    __table_args__ = (
+        CheckConstraint("route IS NULL OR " + _in("route", ("Account", "Payment", "Other")), name="ck_rules_route"),
+        CheckConstraint("channel IS NULL OR " + _in("channel", CHANNELS), name="ck_rules_channel"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Conditions (None: not checked). sender: an address or "@domain"; recipient: an address; subject / body:
+    # contains, case-insensitive (NFKC-folded); channel: web, email or api.
+    sender: Mapped[str | None] = mapped_column(String(320))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject_contains: Mapped[str | None] = mapped_column(String(500))
+    body_contains: Mapped[str | None] = mapped_column(String(500))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    # Actions: at least one.
+    route: Mapped[str | None] = mapped_column(String(16))
+    assignee_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+
+
+class RuleVersion(Base):
+    """One saved version of a rule, as it was (a JSON snapshot of its conditions and actions) and who saved it."""
+
+    __tablename__ = "rule_versions"
+
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    saved_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiToken(Base):

@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import flask_login
-from flask import Flask, Response, flash, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, flash, redirect, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -55,6 +55,12 @@ class AgentUser(flask_login.UserMixin):
     email: str
     name: str | None
     fingerprint: str
+    role: str = "agent"
+    language: str | None = None  # the agent's own choice for their pages; None: the browser's Accept-Language
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
     def get_id(self) -> str:
         return f"{self.agent_id}.{self.fingerprint}"
@@ -65,7 +71,7 @@ class AgentUser(flask_login.UserMixin):
 
     @classmethod
     def of(cls, agent: Agent) -> AgentUser:
-        return cls(agent.id, agent.email, agent.name, session_fingerprint(agent))
+        return cls(agent.id, agent.email, agent.name, session_fingerprint(agent), agent.role, agent.language)
 
 
 def login_required(view: View) -> View:
@@ -80,6 +86,19 @@ def login_required(view: View) -> View:
             return guarded(*args, **kwargs)
 
     return cast(View, wrapper)
+
+
+def admin_required(view: View) -> View:
+    """The view is for signed-in admins only: an agent gets 403 (a page, or problem+json for a JSON client); a
+    stranger is sent to sign in as with login_required."""
+
+    @functools.wraps(view)
+    def check_role(*args: Any, **kwargs: Any) -> Any:
+        if not current_agent().is_admin:
+            abort(403, description="Only an admin can do this. Ask an admin of your helpdesk.")
+        return view(*args, **kwargs)
+
+    return login_required(cast(View, check_role))
 
 
 def current_agent() -> AgentUser:
