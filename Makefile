@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-unit test-fast lint train bench system-deps clean
+.PHONY: install run test test-unit test-fast lint train bench system-deps clean translations
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,21 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy cli api worker training serving core bench
 	$(VENV)/bin/lint-imports
+
+# The pages' words: api/translations/<lang>/LC_MESSAGES/messages.po, with the compiled messages.mo beside it, both
+# committed (a fresh clone, the wheel and the Docker image need no build step for them). After changing a message:
+# `make translations` extracts every message (babel.cfg; the keywords below are the ones beyond gettext's own),
+# merges them into each .po (new ones empty, gone ones dropped), and compiles the .mo files; then fill in the empty
+# msgstr lines and run it again. tests/api/test_catalogues.py fails while one is empty or a .mo is stale.
+BABEL_KEYWORDS := -k lazy_gettext -k lazy_pgettext:1c,2 -k lazy_ngettext:1,2 -k add_nav_link:2
+TRANSLATIONS := api/translations
+
+translations: $(STAMP)
+	$(VENV)/bin/pybabel -q extract -F babel.cfg $(BABEL_KEYWORDS) --no-wrap --sort-by-file --add-location=file \
+	  --project furiwake -o $(TRANSLATIONS)/messages.pot api
+	$(VENV)/bin/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-wrap --no-fuzzy-matching \
+	  --ignore-obsolete
+	$(VENV)/bin/pybabel compile -d $(TRANSLATIONS) --statistics
 
 train: $(STAMP)
 	$(VENV)/bin/furiwake train

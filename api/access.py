@@ -1,4 +1,5 @@
-"""Who may call what in the JSON API: `agents_only` views need an agent's bearer token.
+"""Who may call what in the JSON API: `agents_only` views need an agent's bearer token, `admins_only` views an
+admin's (an agent's token gets 403 there).
 
 Tokens come from `furiwake create-token EMAIL`; the database keeps only their SHA-256 (core.agents). Sessions
 and cookies play no part here (the web pages' sign-in is api.agents.auth), so the JSON API needs no CSRF token.
@@ -13,10 +14,11 @@ from typing import Any, NoReturn, TypeVar, cast
 
 from flask import g, request
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Unauthorized
+from werkzeug.exceptions import Forbidden, Unauthorized
 
-from api.services import unit_of_work
+from api.services import get_session, unit_of_work
 from core.agents import verify_token
+from core.orm import Agent
 
 View = TypeVar("View", bound=Callable[..., object])
 
@@ -75,3 +77,25 @@ def agents_only(view: View) -> View:
     doc.setdefault("response", {}).setdefault("responses", {}).setdefault(401, []).append("UNAUTHORIZED")
     wrapper._apidoc = doc  # type: ignore[attr-defined]
     return cast(View, wrapper)
+
+
+def admins_only(view: View) -> View:
+    """agents_only, and the token's agent must be an admin: an agent gets 403 problem+json (401 without a valid
+    token, as for agents_only). The role is read in the same unit of work as the token, so a demotion takes effect
+    at the next request."""
+
+    @functools.wraps(view)
+    def check_role(*args: Any, **kwargs: Any) -> object:
+        agent = get_session().get(Agent, current_api_agent_id())
+        if agent is None or not agent.is_admin:
+            refusal = Forbidden()
+            refusal.problem = {  # type: ignore[attr-defined]
+                "detail": "Only an admin can do this; your token belongs to an agent. Ask an admin of your helpdesk."}
+            raise refusal
+        return view(*args, **kwargs)
+
+    guarded = agents_only(cast(View, check_role))
+    doc: dict[str, Any] = deepcopy(getattr(guarded, "_apidoc", {}))
+    doc.setdefault("response", {}).setdefault("responses", {}).setdefault(403, []).append("FORBIDDEN")
+    guarded._apidoc = doc  # type: ignore[attr-defined]
+    return guarded

@@ -19,12 +19,13 @@ from typing import Any
 
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.i18n import pick_language, texts
+from api.i18n import pick_language
 from api.problems import handle_http_exception
 from core import metrics
 from core.config import RATE_LIMIT_OFF, Settings
@@ -38,11 +39,6 @@ SIGNIN_ENDPOINT = "agents.login"
 _STORAGE_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 0.25, "socket_timeout": 0.5,
                                     "retry": Retry(NoBackoff(), 0)}
 _STORAGE_WARNING_EVERY_S = 30.0
-
-_FORM_TOO_MANY = {
-    "ja": "短時間に送信が多すぎます。{seconds}秒ほど待ってから、もう一度送信してください。",
-    "en": "Too many messages from your address in a short time. Please wait about {seconds} s and send it again.",
-}
 
 
 def storage_uri(settings: Settings) -> str:
@@ -135,11 +131,13 @@ def _refused(error: RateLimitExceeded) -> ResponseReturnValue:
     if request.endpoint == "web.submit":
         lang = pick_language()
         values = {name: request.form.get(name, "") for name in ("subject", "customer_email", "body")}
-        errors = [_FORM_TOO_MANY[lang].format(seconds=seconds)]
-        return render_template("form.html", lang=lang, t=texts(lang), values=values, errors=errors), 429, headers
+        errors = [_("Too many messages from your address in a short time. Please wait about %(seconds)s s and send "
+                    "it again.", seconds=seconds)]
+        return render_template("form.html", lang=lang, values=values, errors=errors), 429, headers
     if request.endpoint == SIGNIN_ENDPOINT:
-        detail = f"Too many sign-in attempts for this account from your address. Wait {seconds} s and try again."
-        page = render_template("agent/error.html", status=429, title="Too many attempts", detail=detail)
+        detail = _("Too many sign-in attempts for this account from your address. Wait %(seconds)s s and try "
+                   "again.", seconds=seconds)
+        page = render_template("agent/error.html", status=429, title=_("Too many attempts"), detail=detail)
         return page, 429, headers
     error.description = f"Too many requests from your address ({error.description}). Retry in {seconds} s."
     return handle_http_exception(error)

@@ -4,14 +4,16 @@
   switch), else the browser's Accept-Language, else English.
 - The customer's pages: `lang` in the query string or form, else Accept-Language, else Japanese (api.i18n).
 
-Catalogues: api/translations/<lang>/LC_MESSAGES/messages.po, compiled to .mo by `make install` and checked by
-tests/api/test_catalogues.py. Message ids are the English text, so a string without a translation reads in English.
+Catalogues: api/translations/<lang>/LC_MESSAGES/messages.po and its compiled messages.mo, both committed (so a
+fresh clone, a wheel and the Docker image read them with no build step); `make translations` extracts, updates
+and compiles them, and tests/api/test_catalogues.py fails when a message lacks its Japanese or the .mo is stale.
+Message ids are the English text, so a string without a translation reads in English.
 """
 
 from __future__ import annotations
 
 import flask_login
-from flask import Flask, has_request_context, request
+from flask import Flask, g, has_request_context, request
 from flask_babel import Babel
 
 from api.i18n import pick_language
@@ -36,9 +38,17 @@ def agent_language() -> str:
 def select_locale() -> str:
     if not has_request_context():
         return AGENT_DEFAULT
-    if request.path.startswith("/agent"):
+    if request.path == "/agent" or request.path.startswith("/agent/"):
         return agent_language()
-    return pick_language(read_form=False)
+    return pick_language(read_form=_form_is_read())
+
+
+def _form_is_read() -> bool:
+    """The customer form's own post, its body already read within the size limit (api.intake.web reads it before
+    anything else and then notes whether it was UTF-8): only then may the language come from its hidden `lang`
+    field. Reading any other body here could raise again on an error page, or take a webhook's body from its view.
+    """
+    return request.endpoint == "web.submit" and request.method == "POST" and "form_undecodable" in g
 
 
 def init_app(app: Flask) -> None:

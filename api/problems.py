@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from api.i18n import pick_language, texts
+from api.i18n import pick_language
 
 PROBLEM_MIMETYPE = "application/problem+json"
 ABOUT_BLANK = "about:blank"
@@ -108,7 +108,7 @@ def handle_http_exception(error: HTTPException) -> ResponseReturnValue:
     headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     if not wants_problem():
         lang = pick_language(read_form=False)
-        page = render_template("error.html", status=status, title=HTTPStatus(status).phrase, lang=lang, t=texts(lang))
+        page = render_template("error.html", status=status, title=HTTPStatus(status).phrase, lang=lang)
         return page, status, headers
     problem: dict[str, Any] = dict(getattr(error, "problem", {}))
     problem.setdefault("detail", error.description)
@@ -159,7 +159,7 @@ def handle_database_error(error: DBAPIError | PoolTimeout) -> ResponseReturnValu
     headers = [("Retry-After", str(DATABASE_RETRY_AFTER))]
     if not wants_problem():
         lang = pick_language(read_form=False)
-        page = render_template("error.html", status=503, title=HTTPStatus(503).phrase, lang=lang, t=texts(lang))
+        page = render_template("error.html", status=503, title=HTTPStatus(503).phrase, lang=lang)
         return page, 503, headers
     return problem_response(
         503,

@@ -116,6 +116,12 @@ class TicketSchema(ma.Schema):
         "description": "The fine category, e.g. `Payment - Refund`: the model's second output, or the one an agent"
                        " set (then fine_confidence is null)"})
     fine_confidence = fields.Float(required=True, allow_none=True)
+    rule_id = fields.Integer(required=True, allow_none=True, dump_only=True, metadata={
+        "description": "The admin's rule that routed or assigned the ticket before the model (null: none matched)"})
+    rule_version = fields.Integer(required=True, allow_none=True, dump_only=True, metadata={
+        "description": "The version of that rule (its saved snapshot says what it was)"})
+    model_route = fields.String(required=True, allow_none=True, dump_only=True, metadata={
+        "enum": [*ROUTES, None], "description": "The model's own route, beside `route` when a rule set that"})
     attempts = fields.Integer(required=True)
     last_error = fields.String(required=True, allow_none=True)
     created_at = fields.DateTime(required=True, format="iso")

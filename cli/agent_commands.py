@@ -1,6 +1,9 @@
-"""Agent commands: create-agent (asks for the password), create-token (prints a bearer token for the API),
-deactivate-agent / activate-agent, revoke-tokens, list-agents, and `agent routes / available / away / cap` for
-automatic assignment. Each command is one unit of work."""
+"""Agent commands: create-agent (asks for the password; --admin), create-token (prints a bearer token for the API),
+deactivate-agent / activate-agent, revoke-tokens, list-agents, `agent role` (admin or agent), and `agent routes /
+available / away / cap` for automatic assignment. Each command is one unit of work.
+
+No role is checked here: whoever runs the CLI holds the server (and its database). The one rule kept is core's:
+the last active admin is neither demoted nor deactivated (core.agents.refuse_removing_last_admin)."""
 
 from __future__ import annotations
 
@@ -46,14 +49,15 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_create_agent(args: argparse.Namespace, settings: Settings) -> int:
-    """An agent who signs in to /agent; the password comes from a prompt (twice) or one line of stdin."""
+    """An agent who signs in to /agent; the password comes from a prompt (twice) or one line of stdin. --admin
+    makes an admin; without it the helpdesk's first agent is an admin and the others are agents."""
     from core.agents import create_agent
 
     password = _read_password(args)
     with existing_database(settings) as runtime, runtime.unit_of_work() as session:
-        agent = create_agent(session, args.email, password, name=args.name)
-        email, agent_id = agent.email, agent.id
-    print(f"created agent {email} (id {agent_id}); `furiwake create-token {email}` for the API")
+        agent = create_agent(session, args.email, password, name=args.name, role="admin" if args.admin else None)
+        email, agent_id, role = agent.email, agent.id, agent.role
+    print(f"created agent {email} (id {agent_id}, {role}); `furiwake create-token {email}` for the API")
     return 0
 
 
@@ -110,13 +114,13 @@ def cmd_revoke_tokens(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list_agents(args: argparse.Namespace, settings: Settings) -> int:
-    """Every agent: e-mail, active or not, live tokens, name; --json for scripts."""
+    """Every agent: e-mail, active or not, role, live tokens, name; --json for scripts."""
     from core.agents import list_agents
 
     with existing_database(settings) as runtime, runtime.unit_of_work() as session:
         agents = list_agents(session)
     if args.json:
-        print(json.dumps([{"id": a.id, "email": a.email, "name": a.name, "active": a.active,
+        print(json.dumps([{"id": a.id, "email": a.email, "name": a.name, "role": a.role, "active": a.active,
                            "live_tokens": a.live_tokens, "created_at": a.created_at.isoformat()}
                           for a in agents], ensure_ascii=False, indent=2))  # fmt: skip
         return 0
@@ -126,7 +130,7 @@ def cmd_list_agents(args: argparse.Namespace, settings: Settings) -> int:
     width = max(len(a.email) for a in agents)
     for a in agents:
         state = "active" if a.active else "deactivated"
-        print(f"{a.email:<{width}}  {state:<11}  {a.live_tokens} token(s)  {a.name or ''}".rstrip())
+        print(f"{a.email:<{width}}  {state:<11}  {a.role:<5}  {a.live_tokens} token(s)  {a.name or ''}".rstrip())
     return 0
 
 
@@ -185,6 +189,19 @@ def cmd_agent_availability(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_agent_role(args: argparse.Namespace, settings: Settings) -> int:
+    """Make an agent an admin (manages agents, models, rules, webhooks) or an agent (works tickets); the last
+    active admin cannot be demoted. Their open sessions see the new role at their next request."""
+    from core.agents import require_agent, set_role
+
+    with existing_database(settings) as runtime, runtime.unit_of_work() as session:
+        agent = require_agent(session, args.email)
+        changed = set_role(session, agent, args.role)
+        email = agent.email
+    print(f"{email} is now an {args.role}" if changed else f"{email} was already an {args.role}")
+    return 0
+
+
 def _cap(raw: str) -> int | None:
     if raw.strip().lower() == "default":
         return None
@@ -214,6 +231,8 @@ def register(sub: Subparsers) -> None:
     p.add_argument("email")
     p.add_argument("--name", help="name shown to other agents (default: the e-mail address)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    p.add_argument("--admin", action="store_true",
+                   help="make an admin (manages agents, models, rules, webhooks); the first agent always is one")
     p.set_defaults(func=cmd_create_agent)
 
     p = sub.add_parser("create-token", help="print a new API token for an agent (shown once)")
@@ -236,8 +255,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_list_agents)
 
-    p = sub.add_parser("agent", help="an agent's routes, availability and cap for automatic assignment")
+    p = sub.add_parser("agent", help="an agent's role, and routes, availability and cap for automatic assignment")
     agent_sub = p.add_subparsers(dest="agent_command", required=True)
+    p = agent_sub.add_parser("role", help="make an agent an admin, or an agent again")
+    p.add_argument("email")
+    p.add_argument("role", choices=("admin", "agent"))
+    p.set_defaults(func=cmd_agent_role)
     p = agent_sub.add_parser("routes", help="set the routes an agent gets tickets of (none given: show them)")
     p.add_argument("email")
     p.add_argument("routes", nargs="*", metavar="ROUTE", help="Account, Payment or Other")

@@ -1,7 +1,7 @@
 """`furiwake` console script: builds the parser from the command groups and dispatches (redash's cli/ layout).
 
   model_commands     train, evaluate, predict, models, retrain, model rollback, model prune
-  agent_commands     create-agent, create-token
+  agent_commands     create-agent, create-token, agent role / routes / available / away / cap
   webhook_commands   webhook add, webhook list, webhook remove
   database_commands  migrate, run
 

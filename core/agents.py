@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core import metrics, webhooks
 from core.categories import Catalog, catalog
-from core.orm import ROLES, Agent, ApiToken, Correction, Ticket, TicketEvent, utcnow
+from core.orm import ROLES, Agent, AgentRoute, ApiToken, Correction, Ticket, TicketEvent, utcnow
 from core.routes import ROUTES
 from core.tickets import Position
 
@@ -145,17 +145,55 @@ def require_agent(session: Session, email: str) -> Agent:
 
 def deactivate_agent(session: Session, agent: Agent) -> bool:
     """Lock the agent out at once: sign-in refused, every session ended, every token revoked. False when the agent
-    was inactive already.
+    was inactive already; an AgentError when they are the last active admin (refuse_removing_last_admin).
 
     Tokens are revoked rather than merely suspended, so activating the agent again does not bring back a token
     from a laptop that left with them; they ask for a new one (`furiwake create-token`). Any token still live on
     an agent deactivated some other way is revoked too, so running this twice is safe and thorough."""
     was_active = agent.active
     if was_active:
+        refuse_removing_last_admin(session, agent)
         agent.active = False
         end_sessions(agent)
     revoke_tokens(session, agent)
     return was_active
+
+
+# --- roles -------------------------------------------------------------------------------------------------------
+
+class LastAdminError(AgentError):
+    """The change would leave the helpdesk without an active admin: nobody could manage agents, models or rules."""
+
+
+def refuse_removing_last_admin(session: Session, agent: Agent) -> None:
+    """Raise LastAdminError when `agent` is the only active admin (demoting or deactivating them would leave no
+    one who can make another admin but whoever holds the server). The one check every caller shares: the Agents
+    page, the CLI, deactivate_agent and set_role.
+
+    The active admins' rows are locked until commit (PostgreSQL; SQLite has one writer at a time anyway): two
+    admins demoting each other at once are applied one after the other, and the second sees the first's change."""
+    if not (agent.active and agent.is_admin):
+        return
+    admins = session.scalars(
+        select(Agent.id).where(Agent.role == "admin", Agent.active.is_(True)).order_by(Agent.id).with_for_update()
+    ).all()
+    if not any(admin_id != agent.id for admin_id in admins):
+        raise LastAdminError(f"{agent.email} is the last active admin: make another agent admin first "
+                             "(`furiwake agent role EMAIL admin`, or the Agents page)")
+
+
+def set_role(session: Session, agent: Agent, role: str) -> bool:
+    """Make the agent an admin or an agent; False when they have that role already. Demoting the last active
+    admin is refused (LastAdminError). Their open sessions keep working and see the new role at their next request
+    (the user loader reads it from the database every time)."""
+    if role not in ROLES:
+        raise AgentError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    if agent.role == role:
+        return False
+    if role != "admin":
+        refuse_removing_last_admin(session, agent)
+    agent.role = role
+    return True
 
 
 def activate_agent(agent: Agent) -> bool:
@@ -174,10 +212,18 @@ class AgentSummary:
     active: bool
     live_tokens: int
     created_at: datetime
+    role: str = "agent"
+    available: bool = True
+    max_open: int | None = None  # their own cap; None: ASSIGNMENT_MAX_OPEN
+    routes: tuple[str, ...] = ()  # the routes (skills) automatic assignment gives them tickets of
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def list_agents(session: Session) -> list[AgentSummary]:
-    """Every agent by e-mail, with how many unrevoked tokens each holds (one query)."""
+    """Every agent by e-mail, with how many unrevoked tokens each holds and their routes (two queries)."""
     live = func.count(ApiToken.id)
     rows = session.execute(
         select(Agent, live)
@@ -185,7 +231,11 @@ def list_agents(session: Session) -> list[AgentSummary]:
         .group_by(Agent.id)
         .order_by(Agent.email)
     ).all()
-    return [AgentSummary(agent.id, agent.email, agent.name, agent.active, int(count), agent.created_at)
+    routes: dict[int, set[str]] = {}
+    for agent_id, route in session.execute(select(AgentRoute.agent_id, AgentRoute.route)):
+        routes.setdefault(agent_id, set()).add(route)
+    return [AgentSummary(agent.id, agent.email, agent.name, agent.active, int(count), agent.created_at, agent.role,
+                         agent.available, agent.max_open, tuple(r for r in ROUTES if r in routes.get(agent.id, ())))
             for agent, count in rows]  # fmt: skip
 
 
@@ -236,6 +286,35 @@ def revoke_token(session: Session, token: str) -> bool:
     """Revoke one token (given as issued); False when it is unknown or already revoked."""
     api_token = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
     if api_token is None or api_token.revoked_at is not None:
+        return False
+    api_token.revoked_at = utcnow()
+    return True
+
+
+@dataclass(frozen=True)
+class TokenSummary:
+    """A live token as an admin sees it: never the token, only when it was made and last used."""
+
+    id: int
+    agent_id: int
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+def live_tokens(session: Session) -> dict[int, list[TokenSummary]]:
+    """Every unrevoked token, by agent id, oldest first."""
+    tokens: dict[int, list[TokenSummary]] = {}
+    for row in session.scalars(select(ApiToken).where(ApiToken.revoked_at.is_(None)).order_by(ApiToken.id)):
+        tokens.setdefault(row.agent_id, []).append(TokenSummary(row.id, row.agent_id, row.created_at,
+                                                                row.last_used_at))
+    return tokens
+
+
+def revoke_token_id(session: Session, agent: Agent, token_id: int) -> bool:
+    """Revoke one of the agent's tokens by its id (the Agents page cannot know the token itself); False when it is
+    not theirs, unknown or already revoked."""
+    api_token = session.get(ApiToken, token_id)
+    if api_token is None or api_token.agent_id != agent.id or api_token.revoked_at is not None:
         return False
     api_token.revoked_at = utcnow()
     return True
@@ -489,9 +568,10 @@ def history(session: Session, ticket: Ticket) -> list[HistoryEntry]:
     predicted = model_route(ticket)
     if ticket.model_version is not None and ticket.routed_at is not None and predicted is not None:
         confidence = (ticket.scores or {}).get(predicted, 0.0)
+        # A rule's route is the rule's (its own "rule" event says so); the model's line then only says what it said.
+        verb = "Routed by model" if ticket.rule_id is None else "Model"
         entries.append(HistoryEntry(
-            ticket.routed_at, "routed",
-            f"Routed by model {ticket.model_version}: {predicted} ({confidence:.0%})",
+            ticket.routed_at, "routed", f"{verb} {ticket.model_version}: {predicted} ({confidence:.0%})",
         ))  # fmt: skip
     names = agent_names(session)
     events = session.scalars(

@@ -166,6 +166,7 @@ class Settings:
     retrain: RetrainSettings = field(default_factory=lambda: RetrainSettings())
     mail: MailSettings = field(default_factory=lambda: MailSettings())  # sending mail (docs/email.md)
     assignment: AssignmentSettings = field(default_factory=lambda: AssignmentSettings())  # docs/agents.md
+    sla: SlaSettings = field(default_factory=lambda: SlaSettings())  # targets per route (docs/agents.md, "SLA")
     testing: bool = False
 
     @property
@@ -222,6 +223,7 @@ class Settings:
             retrain=RetrainSettings.from_env(env),
             mail=MailSettings.from_env(env),
             assignment=AssignmentSettings.from_env(env),
+            sla=SlaSettings.from_env(env),
         )
         for name, value in (("WEB_CONCURRENCY", settings.web_concurrency),
                             ("WORKER_CONCURRENCY", settings.worker_concurrency),
@@ -458,4 +460,53 @@ class AssignmentSettings:
             raise ConfigError(f"ASSIGNMENT_MAX_OPEN: must be at least 1, got {settings.max_open}")
         if settings.untouched_minutes < 1:
             raise ConfigError(f"ASSIGNMENT_UNTOUCHED_MINUTES: must be at least 1, got {settings.untouched_minutes}")
+        return settings
+
+
+# --- Service-level targets (docs/agents.md, "SLA") -----------------------------------------------------------------
+
+SLA_FIRST_RESPONSE_DEFAULTS = {"Account": 60, "Payment": 30, "Other": 240}
+SLA_RESOLUTION_DEFAULTS = {"Account": 480, "Payment": 240, "Other": 1440}
+SLA_MAX_MINUTES = 365 * 24 * 60  # a year: anything longer is a typo (hours or seconds meant), not a target
+
+
+def _route_minutes(env: Mapping[str, str], name: str, defaults: Mapping[str, int]) -> dict[str, int]:
+    """`Account=60,Payment=30` → {"Account": 60, "Payment": 30, "Other": <default>}: whole minutes per route; a
+    route not named keeps its default."""
+    out = dict(defaults)
+    for part in filter(None, (p.strip() for p in env.get(name, "").split(","))):
+        route, sep, value = part.partition("=")
+        route = route.strip()
+        if not sep or route not in ROUTES:
+            raise ConfigError(f"{name}: expected ROUTE=MINUTES with ROUTE in {', '.join(ROUTES)}, got {part!r}")
+        try:
+            minutes = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{name}: {route}'s target must be whole minutes, got {value.strip()!r}") from None
+        if not 1 <= minutes <= SLA_MAX_MINUTES:
+            raise ConfigError(f"{name}: {route}'s target must be within 1..{SLA_MAX_MINUTES} minutes, got {minutes}")
+        out[route] = minutes
+    return out
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    """Per route, the minutes within which a ticket should get its first answer and be resolved
+    (SLA_FIRST_RESPONSE_MINUTES, SLA_RESOLUTION_MINUTES); core/sla.py runs the clocks. Round the clock (24/7):
+    no business hours or holidays (docs/agents.md, "SLA", says why)."""
+
+    first_response_minutes: dict[str, int] = field(default_factory=lambda: dict(SLA_FIRST_RESPONSE_DEFAULTS))
+    resolution_minutes: dict[str, int] = field(default_factory=lambda: dict(SLA_RESOLUTION_DEFAULTS))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SlaSettings:
+        settings = cls(
+            first_response_minutes=_route_minutes(env, "SLA_FIRST_RESPONSE_MINUTES", SLA_FIRST_RESPONSE_DEFAULTS),
+            resolution_minutes=_route_minutes(env, "SLA_RESOLUTION_MINUTES", SLA_RESOLUTION_DEFAULTS),
+        )
+        for route in ROUTES:
+            first, resolved = settings.first_response_minutes[route], settings.resolution_minutes[route]
+            if first > resolved:
+                raise ConfigError(f"SLA_FIRST_RESPONSE_MINUTES: {route}'s first-response target ({first} min) is "
+                                  f"longer than its resolution target in SLA_RESOLUTION_MINUTES ({resolved} min)")
         return settings

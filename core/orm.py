@@ -96,6 +96,8 @@ class Ticket(Base):
     body: Mapped[str] = mapped_column(Text)
     customer_name: Mapped[str | None] = mapped_column(String(200))
     customer_email: Mapped[str | None] = mapped_column(String(320))
+    # E-mail: the support address the customer's first mail was sent to (rules may match on it; core/rules.py).
+    recipient: Mapped[str | None] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16), default="received")
     route: Mapped[str | None] = mapped_column(String(16))
     confidence: Mapped[float | None] = mapped_column(Float)

@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, Update, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import mailer
+from core import mailer, sla
 from core.automail import is_unacknowledgeable_address
 from core.config import MailSettings
 from core.orm import JobLease, Message, Ticket, TicketEvent, utcnow
@@ -78,6 +78,7 @@ def queue_reply(session: Session, ticket: Ticket, agent_id: int | None, body: st
     session.add(message)
     session.add(TicketEvent(ticket_id=ticket.id, kind="replied", detail="e-mail to the customer", agent_id=agent_id))
     session.flush()
+    sla.record_first_response(session, ticket, message.created_at)  # stops the first-response clock, once
     return message
 
 

@@ -152,6 +152,8 @@ def as_dict(row: ModelVersion, override: Override | None = None) -> dict[str, An
         "accuracy": (evaluation.get("candidate") or {}).get("accuracy"),
         "validation_macro_f1": validation.get("macro_f1"),
         "validation_accuracy": validation.get("accuracy"),
+        "calibration_error": validation.get("ece"),
+        "thresholds": row.metrics.get("thresholds") or {},
         "evaluation": evaluation,
         "routed": override.routed if override else 0,
         "corrected": override.corrected if override else 0,
@@ -279,8 +281,17 @@ def _row_from_meta(meta: ArtifactMeta, status: str, trigger: str, reason: str) -
         reason=reason,
         data_hash=meta.data_hash,
         train_counts=train_counts,
-        metrics={"validation": dict(meta.metrics.validation)},
+        metrics=_metrics_from_meta(meta),
     )
+
+
+def _metrics_from_meta(meta: ArtifactMeta) -> dict[str, Any]:
+    """The figures kept for the Models page: validation scores (calibration, `ece`, among them) and the per-route
+    review thresholds the version was trained with (a ticket predicted below its route's goes to needs_review)."""
+    metrics: dict[str, Any] = {"validation": dict(meta.metrics.validation)}
+    if meta.thresholds:
+        metrics["thresholds"] = dict(meta.thresholds)
+    return metrics
 
 
 def register_candidate(session: Session, meta: ArtifactMeta, trigger: str, train_counts: dict[str, Any],

@@ -40,6 +40,7 @@ class NewTicket:
     idempotency_key: str | None = None
     message_id: str | None = None
     mail_message_id: str | None = None  # e-mail: the mail's own Message-ID (message_id is its dedupe key)
+    recipient: str | None = None  # e-mail: the support address it was sent to
 
     @property
     def repeatable(self) -> bool:

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core import registry
@@ -140,9 +140,12 @@ def build_data(session: Session, settings: Settings, corpus: Dataset) -> Retrain
     resolved: list[Example] = []
     if config.max_resolved and config.weight_resolved > 0:
         uncorrected = ~select(Correction.id).where(Correction.ticket_id == Ticket.id).exists()
+        # A rule's route is an admin's policy ("VIP customers → Other"), not what the text says: a ticket a rule
+        # routed away from the model's choice teaches nothing about the text, unless an agent corrected it.
+        text_route = or_(Ticket.rule_id.is_(None), Ticket.route == Ticket.model_route)
         for ticket_id, subject, body, confirmed, fine in session.execute(
             select(Ticket.id, Ticket.subject, Ticket.body, Ticket.route, Ticket.fine_category)
-            .where(Ticket.status == "resolved", Ticket.route.in_(ROUTES), uncorrected)
+            .where(Ticket.status == "resolved", Ticket.route.in_(ROUTES), uncorrected, text_route)
             .order_by(func.coalesce(Ticket.resolved_at, Ticket.created_at).desc())
             .limit(config.max_resolved)
         ):

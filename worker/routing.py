@@ -7,6 +7,13 @@ committed (the API storing the next ticket) fails at once with "database is lock
 tickets are read with `pending_tickets`, classified with `plan_routes` (no database), and written with
 `write_routes` in the batch's one unit of work; the UPDATE only touches tickets still pending, which makes the
 write correct whatever happened in between (a duplicate message, an agent's change).
+
+Rules before the model (core/rules.py): the read also takes the active rules (a few rows, once per batch), the plan
+matches each ticket against them, and the model still runs on the whole batch in its one call. A ticket a rule
+matched takes the rule's route (if it sets one) and is `routed` (an admin's decision, no review); its scores,
+confidence, fine category and model_route stay the model's own, and rule_id / rule_version say which rule. After
+the write, core.rules.apply_hits records the rule in the ticket's history and gives it to the rule's assignee; the
+rest go to automatic assignment as before.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import metrics, webhooks
+from core import metrics, rules, webhooks
 from core.orm import PENDING_STATUSES, Ticket, utcnow
 from core.text import prepare_many, ticket_text
 
@@ -42,6 +49,13 @@ class PendingTicket:
     subject: str | None
     body: str
     created_at: datetime | None = None  # for the received-to-routed latency metric
+    channel: str = "api"
+    customer_email: str | None = None
+    recipient: str | None = None
+
+    def facts(self) -> rules.Facts:
+        return rules.Facts(channel=self.channel, sender=self.customer_email, recipient=self.recipient,
+                           subject=self.subject, body=self.body)  # fmt: skip
 
 
 @dataclass
@@ -50,6 +64,7 @@ class PendingBatch:
 
     tickets: list[PendingTicket]
     skipped: list[str]
+    active_rules: list[rules.LoadedRule] = field(default_factory=list)  # in the order they are tried
 
 
 @dataclass
@@ -60,6 +75,7 @@ class RoutingPlan:
     model_version: str
     params: list[dict[str, object]] = field(default_factory=list)
     received_at: list[datetime | None] = field(default_factory=list)  # per params row: the ticket's created_at
+    rule_hits: list[rules.RuleHit] = field(default_factory=list)
 
 
 def _uuids(ticket_ids: Sequence[str]) -> list[uuid.UUID]:
@@ -73,17 +89,20 @@ def _uuids(ticket_ids: Sequence[str]) -> list[uuid.UUID]:
 
 
 def pending_tickets(session: Session, ticket_ids: Sequence[str]) -> PendingBatch:
-    """Read the tickets among `ticket_ids` that still wait for a route (invalid ids are dropped with a warning)."""
+    """Read the tickets among `ticket_ids` that still wait for a route (invalid ids are dropped with a warning),
+    and the active rules when there is any."""
     ids = _uuids(ticket_ids)
     tickets = [
-        PendingTicket(row.id, row.subject, row.body, row.created_at)
+        PendingTicket(row.id, row.subject, row.body, row.created_at, row.channel, row.customer_email, row.recipient)
         for row in session.execute(
-            select(Ticket.id, Ticket.subject, Ticket.body, Ticket.created_at)
+            select(Ticket.id, Ticket.subject, Ticket.body, Ticket.created_at, Ticket.channel, Ticket.customer_email,
+                   Ticket.recipient)
             .where(Ticket.id.in_(ids), Ticket.status.in_(PENDING_STATUSES))
         )
     ]
     found = {ticket.id for ticket in tickets}
-    return PendingBatch(tickets, [str(i) for i in ids if i not in found])
+    active = rules.active_rules(session) if tickets else []
+    return PendingBatch(tickets, [str(i) for i in ids if i not in found], active)
 
 
 def plan_routes(
@@ -93,7 +112,8 @@ def plan_routes(
 ) -> RoutingPlan:
     """Classify the batch in one model call; a ticket below its route's threshold (or with no text left after the
     clean-up) goes to review with its predicted route kept. The fine category comes from the same call (None from
-    a version trained without the category head); it never decides the status: the route is the contract."""
+    a version trained without the category head); it never decides the status: the route is the contract.
+    A ticket an active rule matches is routed as the rule says, the model's prediction kept beside it."""
     plan = RoutingPlan(RoutingOutcome(skipped=list(batch.skipped)), predictor.version)
     if not batch.tickets:
         return plan
@@ -101,15 +121,19 @@ def plan_routes(
     predictions = predictor.predict_prepared(prepared)
     thresholds = {**predictor.thresholds, **review_thresholds}
     for ticket, text, prediction in zip(batch.tickets, prepared, predictions, strict=True):
+        rule = rules.match(batch.active_rules, ticket.facts())
         confident = bool(text) and prediction.confidence >= thresholds.get(prediction.route, 0.0)
-        status = "routed" if confident else "needs_review"
-        (plan.outcome.routed if confident else plan.outcome.needs_review).append(str(ticket.id))
+        status = "routed" if confident or rule is not None else "needs_review"
+        (plan.outcome.routed if status == "routed" else plan.outcome.needs_review).append(str(ticket.id))
         plan.params.append({
-            "b_id": ticket.id, "b_status": status, "b_route": prediction.route, "b_confidence": prediction.confidence,
-            "b_account": prediction.probabilities["Account"], "b_payment": prediction.probabilities["Payment"],
-            "b_other": prediction.probabilities["Other"], "b_category": prediction.category,
-            "b_category_confidence": prediction.category_confidence,
+            "b_id": ticket.id, "b_status": status, "b_route": (rule and rule.route) or prediction.route,
+            "b_confidence": prediction.confidence, "b_account": prediction.probabilities["Account"],
+            "b_payment": prediction.probabilities["Payment"], "b_other": prediction.probabilities["Other"],
+            "b_category": prediction.category, "b_category_confidence": prediction.category_confidence,
+            "b_model_route": prediction.route, "b_rule_id": rule and rule.id, "b_rule_version": rule and rule.version,
         })
+        if rule is not None:
+            plan.rule_hits.append(rules.RuleHit(ticket.id, rule, prediction.route, prediction.confidence))
         plan.received_at.append(ticket.created_at)
     return plan
 
@@ -129,15 +153,20 @@ def write_routes(session: Session, plan: RoutingPlan) -> None:
             score_account=bindparam("b_account"), score_payment=bindparam("b_payment"),
             score_other=bindparam("b_other"), fine_category=bindparam("b_category"),
             fine_confidence=bindparam("b_category_confidence"), model_version=plan.model_version, routed_at=routed_at,
-            attempts=table.c.attempts + 1, last_error=None,
+            model_route=bindparam("b_model_route"), rule_id=bindparam("b_rule_id"),
+            rule_version=bindparam("b_rule_version"), attempts=table.c.attempts + 1, last_error=None,
         )
     )
-    # A plan row without a category (built by a caller that knows only routes) stores none.
-    rows = [{"b_category": None, "b_category_confidence": None, **row} for row in plan.params]
+    # A plan row without a category or a rule (built by a caller that knows only routes) stores none: the route
+    # is then the model's own.
+    rows = [{"b_category": None, "b_category_confidence": None, "b_rule_id": None, "b_rule_version": None,
+             "b_model_route": row["b_route"], **row} for row in plan.params]  # fmt: skip
     session.connection().execute(statement, rows)
     # ticket.routed for the tickets this write changed: those carrying its routed_at (core.webhooks.emit_routed).
     webhooks.emit_routed(session, [cast(uuid.UUID, row["b_id"]) for row in plan.params], routed_at)
     metrics.on_commit(session, lambda: _count_routed(plan))
+    # A rule's history line and its assignee first; automatic assignment then skips the tickets they took.
+    rules.apply_hits(session, plan.rule_hits, routed_at)
     from core.assignment import after_routing  # automatic assignment, in this same transaction (it says why)
 
     after_routing(session, [row["b_id"] for row in plan.params])

@@ -9,18 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app
+from flask_login import current_user
 from flask_smorest import Api
 
 NAV_EXTENSION = "furiwake_agent_nav"
 
 
-def add_nav_link(app: Flask, label: str, endpoint: str) -> None:
-    """A link in the agents' top bar (after Queues), e.g. add_nav_link(app, "Models", "models.index")."""
-    app.extensions.setdefault(NAV_EXTENSION, []).append((label, endpoint))
+def add_nav_link(app: Flask, label: str, endpoint: str, *, admin_only: bool = False) -> None:
+    """A link in the agents' top bar (after Queues), e.g. add_nav_link(app, "Models", "models.index").
+
+    admin_only: shown to admins only, for a page whose views wear api.agents.auth.admin_required (hiding the link
+    is for the eye; the view's check is what refuses an agent)."""
+    app.extensions.setdefault(NAV_EXTENSION, []).append((label, endpoint, admin_only))
 
 
 def _nav() -> dict[str, Any]:
-    return {"agent_nav": current_app.extensions.get(NAV_EXTENSION, [])}
+    is_admin = bool(getattr(current_user, "is_admin", False))
+    links = current_app.extensions.get(NAV_EXTENSION, [])
+    return {"agent_nav": [(label, endpoint) for label, endpoint, admin_only in links if is_admin or not admin_only]}
 
 
 def init_app(app: Flask, api: Api) -> None:
@@ -38,6 +44,10 @@ def init_app(app: Flask, api: Api) -> None:
     availability.init_app(app, api)  # /api/v1/agents/me/availability; ASSIGNMENT settings for the resolve hook
     app.register_blueprint(web.bp)
     add_nav_link(app, "Queues", "agents.queue")
+    from api.agents import dashboard, sla_view
+
+    sla_view.init_app(app)  # the SLA clocks in the queue and on a ticket's page
+    dashboard.init_app(app, api)  # /agent/dashboard (with its nav link) and GET /api/v1/stats
     from api.agents import search_page
 
     app.register_blueprint(search_page.bp)  # /agent/search; the search box is in every page's top bar
@@ -45,4 +55,7 @@ def init_app(app: Flask, api: Api) -> None:
     from api.agents import webhooks
 
     webhooks.init_app(app)  # /agent/webhooks, and publishing the deliveries requests emit
+    from api.agents import rules
+
+    rules.init_app(app)  # /agent/rules (admins): the rules tried before the model
     app.context_processor(_nav)

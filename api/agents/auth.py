@@ -10,9 +10,10 @@ For another page meant for agents (a Models page, say), this is the whole contra
         return render_template("agent/models.html", agent=current_agent())   # extends "agent/base.html"
 
 and, for a link in the top bar, `api.agents.add_nav_link(app, "Models", "models.index")` where the blueprint is
-registered. A signed-out browser is sent to the sign-in page and back afterwards; a script's fetch (header
-`X-Requested-With: fetch`) gets a 401 instead of a redirect. Any POST outside /api/ needs the CSRF token
-(`<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">`) or it is refused with a 400.
+registered. A page for admins only wears `admin_required` instead (an agent gets 403) and its link
+`add_nav_link(..., admin_only=True)`. A signed-out browser is sent to the sign-in page and back afterwards; a
+script's fetch (header `X-Requested-With: fetch`) gets a 401 instead of a redirect. Any POST outside /api/ needs
+the CSRF token (`<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">`) or it is refused with a 400.
 
 The JSON API does not use these sessions: it takes bearer tokens (api.access.agents_only), so no cookie can be
 borrowed by another site to call it, which is why CSRF checks stop at /api/.
@@ -31,9 +32,11 @@ import flask_login
 from flask import Flask, Response, abort, flash, redirect, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
-from api.i18n import pick_language, texts
+from api.i18n import pick_language
 from api.services import unit_of_work
 from core.agents import session_fingerprint
 from core.orm import Agent
@@ -95,10 +98,17 @@ def admin_required(view: View) -> View:
     @functools.wraps(view)
     def check_role(*args: Any, **kwargs: Any) -> Any:
         if not current_agent().is_admin:
-            abort(403, description="Only an admin can do this. Ask an admin of your helpdesk.")
+            abort(403, description=gettext("Only an admin can do this. Ask an admin of your helpdesk."))
         return view(*args, **kwargs)
 
     return login_required(cast(View, check_role))
+
+
+def admins_only_page(error: HTTPException) -> ResponseReturnValue:
+    """The 403 admin_required raises, as an agents' page saying why (a blueprint of admins' pages registers it:
+    `bp.register_error_handler(403, admins_only_page)`)."""
+    return render_template("agent/error.html", status=403, title=gettext("Admins only"),
+                           detail=error.description), 403
 
 
 def current_agent() -> AgentUser:
@@ -124,7 +134,7 @@ def _load_agent(user_id: str) -> AgentUser | None:
 def _unauthorized() -> ResponseReturnValue:
     if request.headers.get("X-Requested-With") == "fetch":
         return Response("Signed out.", 401, {"Content-Type": "text/plain; charset=utf-8"})
-    flash("Please sign in.", "info")
+    flash(gettext("Please sign in."), "info")
     return redirect(url_for("agents.login", next=request.full_path.rstrip("?")))
 
 
@@ -161,22 +171,18 @@ def cookie_will_be_dropped() -> bool:
     return not current_app.testing and not request.is_secure and not is_loopback(request.host)
 
 
-_FORM_EXPIRED = {
-    "ja": "画面の有効期限が切れたため送信できませんでした。内容を確認して、もう一度送信してください。",
-    "en": "This page had expired, so nothing was sent. Please check your message and send it again.",
-}
-
-
 def _csrf_refused(error: CSRFError) -> ResponseReturnValue:
     """A form without a valid CSRF token: 400, but never losing what a customer typed."""
     if request.endpoint == "web.submit":
         lang = pick_language()
         values = {name: request.form.get(name, "") for name in ("subject", "customer_email", "body")}
-        page = render_template("form.html", lang=lang, t=texts(lang), values=values, errors=[_FORM_EXPIRED[lang]])
+        expired = gettext("This page had expired, so nothing was sent. Please check your message and send it again.")
+        page = render_template("form.html", lang=lang, values=values, errors=[expired])
         return page, 400
-    return render_template("agent/error.html", status=400, title="Form expired",
-                           detail="This form was sent without a valid security token (the page may have been open "
-                                  "since before you signed in again). Go back, reload the page and try again."), 400
+    return render_template("agent/error.html", status=400, title=gettext("Form expired"),
+                           detail=gettext("This form was sent without a valid security token (the page may have been "
+                                          "open since before you signed in again). Go back, reload the page and try "
+                                          "again.")), 400
 
 
 def _check_csrf() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import cast
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
@@ -17,7 +18,7 @@ from api.schemas import CursorField, encode_cursor
 from api.services import get_session
 from core import agents as actions
 from core.orm import utcnow
-from core.search import Search, SearchError, search_tickets
+from core.search import QUERY_MAX, TERMS_MAX, Search, SearchError, search_tickets
 from core.tickets import Position
 
 bp = Blueprint("agent_search", __name__, url_prefix="/agent")
@@ -41,6 +42,17 @@ def _before() -> Position | None:
         return None  # a cursor this app made long ago, or a hand-edited one: the first page
 
 
+def _search_error(bad: SearchError) -> str:
+    """core.search says why in English (the JSON API's detail); the page says it in the agent's language."""
+    known = {
+        "the search is empty": gettext("The search is empty."),
+        f"the search is longer than {QUERY_MAX} characters": gettext(
+            "The search is longer than %(n)s characters.", n=QUERY_MAX),
+        f"a search has at most {TERMS_MAX} words": gettext("A search has at most %(n)s words.", n=TERMS_MAX),
+    }
+    return known.get(str(bad), str(bad))
+
+
 @bp.get("/search")
 @login_required
 def search() -> str | tuple[str, int] | Response:
@@ -50,7 +62,7 @@ def search() -> str | tuple[str, int] | Response:
         try:
             query = Search.parse(raw)
         except SearchError as bad:
-            context["error"] = str(bad)
+            context["error"] = _search_error(bad)
             return render_template("agent/search.html", **context), 400
         db = get_session()
         tickets, last = search_tickets(db, query, before=_before(), limit=PAGE)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import structlog
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -23,9 +24,11 @@ from werkzeug.wrappers import Response
 from api.agents import conversation, queue_paging
 from api.agents.auth import AgentUser, cookie_will_be_dropped, current_agent, login_required, safe_next
 from api.agents.categories import known, suggested
+from api.agents.language import category_label, route_label
 from api.services import get_session, unit_of_work
 from core import agents as actions
 from core import attachments as files
+from core import rules
 from core.orm import Agent, Ticket, utcnow
 from core.routes import ROUTES
 from core.search import customer_tickets
@@ -51,7 +54,15 @@ def protect_agent_page(response: Response) -> Response:
 @bp.errorhandler(HTTPException)
 def _error_page(error: HTTPException) -> tuple[str, int]:
     status = error.code or 500
-    return render_template("agent/error.html", status=status, title=HTTPStatus(status).phrase, detail=None), status
+    return render_template("agent/error.html", status=status, title=status_phrase(status), detail=None), status
+
+
+def status_phrase(status: int) -> str:
+    """An error page's title: the HTTP phrase, in the page's language for the ones an agent meets."""
+    phrases = {400: gettext("Bad Request"), 403: gettext("Forbidden"), 404: gettext("Not Found"),
+               405: gettext("Method Not Allowed"), 413: gettext("Content Too Large"),
+               500: gettext("Internal Server Error"), 503: gettext("Service Unavailable")}
+    return phrases.get(status) or HTTPStatus(status).phrase
 
 
 # --- template helpers -----------------------------------------------------------------------------------------
@@ -68,12 +79,12 @@ def age(when: datetime | None, now: datetime) -> str:
         return "—"
     seconds = max(0, int((now - when).total_seconds()))
     if seconds < 60:
-        return f"{seconds} s"
+        return gettext("%(s)s s", s=seconds)
     if seconds < 3600:
-        return f"{seconds // 60} min"
+        return gettext("%(min)s min", min=seconds // 60)
     if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+        return gettext("%(h)s h %(min)s min", h=seconds // 3600, min=f"{seconds % 3600 // 60:02d}")
+    return gettext("%(d)s d %(h)s h", d=seconds // 86400, h=seconds % 86400 // 3600)
 
 
 def route_score(ticket: Ticket) -> float | None:
@@ -116,7 +127,7 @@ def login() -> Response | str | tuple[str, int]:
             log.info("agent %s signed in", user.agent_id)
             return redirect(target, code=303)
         log.warning("failed sign-in from %s", request.remote_addr)
-        error = "Wrong e-mail address or password."
+        error = gettext("Wrong e-mail address or password.")
     page = render_template("agent/login.html", error=error, email=email, next=safe_next(request.values.get("next")),
                            insecure=cookie_will_be_dropped())
     return (page, 401) if error else page
@@ -135,7 +146,7 @@ def logout() -> Response:
         log.info("agent %s signed out", agent_id)
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    flash(gettext("You are signed out."), "info")
     return redirect(url_for("agents.login"), code=303)
 
 
@@ -201,6 +212,7 @@ def ticket_page(ticket_id: uuid.UUID) -> str:
         conversation=conversation.timeline(ticket.id),
         names=names,
         owner=names.get(ticket.assigned_agent_id) if ticket.assigned_agent_id is not None else None,
+        rule_name=rules.name_at(db, ticket.rule_id, ticket.rule_version) if ticket.rule_id is not None else None,
         me=current_agent(),
         now=utcnow(),
         queue=_queue_key(),
@@ -241,15 +253,17 @@ def reroute(ticket_id: uuid.UUID) -> Response:
         try:
             actions.check_category(category, route, categories)
         except actions.AgentError as error:  # e.g. a category of another route: say so on the page
-            flash(f"Not changed: {error}.", "error")
+            flash(gettext("Not changed: %(reason)s.", reason=error), "error")
             return _back(ticket_id)
     changed = _act(ticket_id, actions.reroute, route, current_agent().agent_id, category, known=categories)
     if changed and category is not None:
-        flash(f"Routed to {route}, category {category}. The correction is kept for the next model.", "success")
+        flash(gettext("Routed to %(route)s, category %(category)s. The correction is kept for the next model.",
+                      route=route_label(route), category=category_label(category)), "success")
     elif changed:
-        flash(f"Routed to {route}. The correction is kept for the next model.", "success")
+        flash(gettext("Routed to %(route)s. The correction is kept for the next model.", route=route_label(route)),
+              "success")
     else:
-        flash(f"Already routed to {route}.", "info")
+        flash(gettext("Already routed to %(route)s.", route=route_label(route)), "info")
     return _back(ticket_id)
 
 
@@ -257,9 +271,9 @@ def reroute(ticket_id: uuid.UUID) -> Response:
 @login_required
 def resolve(ticket_id: uuid.UUID) -> Response:
     if not _act(ticket_id, actions.resolve, current_agent().agent_id):
-        flash("Already resolved.", "info")
+        flash(gettext("Already resolved."), "info")
         return _back(ticket_id)
-    return _next_in_queue("Resolved.")
+    return _next_in_queue(gettext("Resolved."))
 
 
 def _next_in_queue(done: str) -> Response:
@@ -268,9 +282,10 @@ def _next_in_queue(done: str) -> Response:
     queue = _queue_key()
     following = actions.queue_tickets(get_session(), queue, current_agent().agent_id, limit=1)
     if not following:
-        flash(f"{done} Nothing else is waiting in this queue.", "success")
+        flash(gettext("%(done)s Nothing else is waiting in this queue.", done=done), "success")
         return redirect(url_for("agents.queue", queue=queue), code=303)
-    flash(f"{done} Next: {following[0].reference}, the oldest in this queue.", "success")
+    flash(gettext("%(done)s Next: %(reference)s, the oldest in this queue.", done=done,
+                  reference=following[0].reference), "success")
     return redirect(url_for("agents.ticket_page", ticket_id=following[0].id, queue=queue), code=303)
 
 
@@ -278,7 +293,7 @@ def _next_in_queue(done: str) -> Response:
 @login_required
 def assign(ticket_id: uuid.UUID) -> Response:
     if _act(ticket_id, actions.assign, current_agent().agent_id):
-        flash("Assigned to you.", "success")
+        flash(gettext("Assigned to you."), "success")
     return _back(ticket_id)
 
 
@@ -292,18 +307,22 @@ def add_message(ticket_id: uuid.UUID) -> Response:
     if kind not in ("reply", "note"):
         abort(400)
     if not body.strip() or len(body) > MAX_MESSAGE_CHARS or "\x00" in body:  # PostgreSQL stores no NUL
-        flash(f"Write the {kind} first (at most {MAX_MESSAGE_CHARS} characters).", "error")
+        if kind == "reply":
+            empty = gettext("Write the reply first (at most %(n)s characters).", n=f"{MAX_MESSAGE_CHARS:,}")
+        else:
+            empty = gettext("Write the note first (at most %(n)s characters).", n=f"{MAX_MESSAGE_CHARS:,}")
+        flash(empty, "error")
         return _back(ticket_id)
     message = conversation.ReplyIn(ticket_id, current_agent().agent_id, body)
     if kind == "note":
         conversation.add_note(message)
-        flash("Note added. Only agents see it.", "success")
+        flash(gettext("Note added. Only agents see it."), "success")
         return _back(ticket_id)
     if not _load(ticket_id).customer_email:
-        flash("This ticket has no customer e-mail address: add a note instead.", "error")
+        flash(gettext("This ticket has no customer e-mail address: add a note instead."), "error")
         return _back(ticket_id)
     conversation.send_reply(message)
-    flash("Reply queued: it is e-mailed to the customer (see its state below).", "success")
+    flash(gettext("Reply queued: it is e-mailed to the customer (see its state below)."), "success")
     return _back(ticket_id)
 
 

@@ -1,5 +1,6 @@
 """The Webhooks page (/agent/webhooks): the subscriptions (add, remove) and the newest deliveries with their
-attempts, last status code and last error. Any signed-in agent may use it until roles exist, like the Agents page.
+attempts, last status code and last error. Admins only, like the Agents page: a subscription sends customers'
+tickets to another server, so an agent gets 403 and no link in the top bar.
 
 A new subscription's secret is shown once, in the answer to the form that made it (never in a flash message: those
 travel in the session cookie). init_app also makes this app publish the deliveries its requests emit, once their
@@ -11,10 +12,11 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from api.agents import add_nav_link
-from api.agents.auth import current_agent, login_required
+from api.agents.auth import admin_required, admins_only_page, current_agent
 from api.agents.web import protect_agent_page
 from api.services import EXTENSION, get_session, unit_of_work
 from core import webhook_outbox, webhooks
@@ -22,13 +24,14 @@ from core.webhook_queue import publish_through
 
 bp = Blueprint("webhooks", __name__, url_prefix="/agent/webhooks")
 bp.after_request(protect_agent_page)  # the same headers as every agents' page
+bp.register_error_handler(403, admins_only_page)
 log = logging.getLogger(__name__)
 RECENT_DELIVERIES = 50
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    add_nav_link(app, "Webhooks", "webhooks.index")
+    add_nav_link(app, "Webhooks", "webhooks.index", admin_only=True)
     publish_through(app.extensions[EXTENSION])
 
 
@@ -43,13 +46,13 @@ def _page(status: int = 200, *, error: str | None = None, new_secret: str | None
 
 
 @bp.get("")
-@login_required
+@admin_required
 def index() -> tuple[str, int]:
     return _page()
 
 
 @bp.post("")
-@login_required
+@admin_required
 def add() -> tuple[str, int]:
     url = request.form.get("url", "")
     events = request.form.getlist("events")
@@ -65,13 +68,14 @@ def add() -> tuple[str, int]:
 
 
 @bp.post("/<int:subscription_id>/remove")
-@login_required
+@admin_required
 def remove(subscription_id: int) -> Response:
     with unit_of_work() as db:
         removed = webhooks.remove_subscription(db, subscription_id)
     if removed:
         log.info("agent %s removed webhook %s", current_agent().agent_id, subscription_id)
-        flash(f"Webhook {subscription_id} removed; its pending deliveries will not be sent.", "success")
+        flash(gettext("Webhook %(id)s removed; its pending deliveries will not be sent.", id=subscription_id),
+              "success")
     else:
-        flash(f"Webhook {subscription_id} was already removed.", "info")
+        flash(gettext("Webhook %(id)s was already removed.", id=subscription_id), "info")
     return redirect(url_for("webhooks.index"), code=303)

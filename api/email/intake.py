@@ -124,6 +124,7 @@ def _new_ticket(mail: InboundMail, key: str, body: str) -> NewTicket:
         customer_email=_clean(mail.sender_email),
         message_id=key,
         mail_message_id=_own_message_id(mail),
+        recipient=_clean(mail.recipient),
     )
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 import marshmallow as ma
 import structlog
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, send_from_directory, url_for
+from flask_babel import gettext as _
+from flask_babel import pgettext
 from werkzeug.wrappers import Response
 
-from api.i18n import pick_language, texts
+from api.i18n import pick_language
 from api.parsing import read_body
 from api.schemas import Text, TicketFieldsSchema
 from api.services import current_runtime, unit_of_work
@@ -71,10 +73,23 @@ def _is_utf8_form(raw: bytes) -> bool:
     return True
 
 
+FAVICON_MAX_AGE = 24 * 60 * 60
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page links (bookmarks, the tab of a JSON response, an error page):
+    the same SVG as the templates' <link rel="icon">, instead of a 404 in every access log."""
+    static = current_app.static_folder
+    if static is None:  # never with create_app (api/static), but Flask types it optional
+        abort(404)
+    return send_from_directory(static, "favicon.svg", mimetype="image/svg+xml", max_age=FAVICON_MAX_AGE)
+
+
 @bp.get("/")
 def form() -> str:
     lang = pick_language()
-    return render_template("form.html", lang=lang, t=texts(lang), values={}, errors=[])
+    return render_template("form.html", lang=lang, values={}, errors=[])
 
 
 @bp.post("/")
@@ -83,29 +98,38 @@ def submit() -> Response | tuple[str, int]:
     lang = pick_language()
     values = {name: request.form.get(name, "") for name in _FORM_FIELDS}
     if g.get("form_undecodable"):
-        errors = [texts(lang)["error_other"]]
-        return render_template("form.html", lang=lang, t=texts(lang), values=values, errors=errors), 400
+        errors = [_unacceptable()]
+        return render_template("form.html", lang=lang, values=values, errors=errors), 400
     try:
         fields = _form_schema.load(values)
     except ma.ValidationError as error:
-        messages = _error_messages(error.normalized_messages(), lang)
-        return render_template("form.html", lang=lang, t=texts(lang), values=values, errors=messages), 400
+        messages = _error_messages(error.normalized_messages())
+        return render_template("form.html", lang=lang, values=values, errors=messages), 400
     ticket, _created = submit_ticket(current_runtime(), NewTicket(channel="web", **fields))
     with structlog.contextvars.bound_contextvars(ticket_id=str(ticket.id)):
         log.info("ticket accepted through the web form")
     return redirect(url_for("web.ticket_page", ticket_id=ticket.id, lang=lang), code=303)
 
 
-def _error_messages(messages: Mapping[str, Any], lang: str) -> list[str]:
+def _unacceptable() -> str:
+    return _("Your message contains characters we cannot accept.")
+
+
+def _field_error(field: str) -> str:
+    if field == "body":
+        limit = f"{current_runtime().settings.max_body_chars:,}"
+        return _("Please write your question (at most %(limit)s characters).", limit=limit)
+    if field == "subject":
+        return _("The subject may have at most 500 characters.")
+    if field == "customer_email":
+        return _("This is not a valid e-mail address.")
+    return _unacceptable()
+
+
+def _error_messages(messages: Mapping[str, Any]) -> list[str]:
     """One localised sentence per field in error (marshmallow's own messages are English and technical)."""
-    t = texts(lang)
-    limit = f"{current_runtime().settings.max_body_chars:,}"
-    sentences = []
-    for field in _FORM_FIELDS:
-        if field in messages:
-            key = "error_other" if _UNSTORABLE & set(messages[field]) else f"error_{field}"
-            sentences.append(t.get(key, t["error_other"]).format(limit=limit))
-    return sentences
+    return [_unacceptable() if _UNSTORABLE & set(messages[field]) else _field_error(field)
+            for field in _FORM_FIELDS if field in messages]
 
 
 @bp.get("/tickets/<uuid:ticket_id>")
@@ -118,34 +142,52 @@ def ticket_page(ticket_id: uuid.UUID) -> str:
         ticket = get_ticket(session, ticket_id)
         if ticket is None:
             abort(404)
-        lang = pick_language()
-        t = texts(lang)
         return render_template(
             "ticket.html",
-            lang=lang,
-            t=t,
+            lang=pick_language(),
             ticket=ticket,
-            labels=status_and_route_labels(t),
-            next_steps=next_steps(t, has_email=bool(ticket.customer_email)),
+            labels=status_and_route_labels(),
+            next_steps=next_steps(has_email=bool(ticket.customer_email)),
             api_url=url_for("tickets.TicketItem", ticket_id=ticket.id),
         )
 
 
-def status_and_route_labels(t: Mapping[str, str]) -> dict[str, str]:
-    """Every status and every route in words; built from the model's lists, so a new status cannot show blank."""
+def _status_labels() -> dict[str, str]:
+    """The customer's words for each status (context "customer": the agents' pages name them otherwise)."""
     return {
-        **{status: t[f"status_{status}"] for status in STATUSES},
-        **{route: t[f"route_{route}"] for route in ROUTES},
+        "received": pgettext("customer", "Received"),
+        "queued": pgettext("customer", "Waiting to be routed"),
+        "routed": pgettext("customer", "Routed"),
+        "needs_review": pgettext("customer", "A person is checking it"),
+        "failed": pgettext("customer", "Could not be routed automatically (a person will handle it)"),
+        "resolved": pgettext("customer", "Resolved"),
     }
 
 
-def next_steps(t: Mapping[str, str], *, has_email: bool) -> dict[str, str]:
+def _route_labels() -> dict[str, str]:
+    return {"Account": _("Account team"), "Payment": _("Payment team"), "Other": _("General support")}
+
+
+def status_and_route_labels() -> dict[str, str]:
+    """Every status and every route in words; built from the model's lists, so a new status cannot show blank
+    (one without words here raises KeyError in every test of this page)."""
+    statuses, routes = _status_labels(), _route_labels()
+    return {**{status: statuses[status] for status in STATUSES}, **{route: routes[route] for route in ROUTES}}
+
+
+def next_steps(*, has_email: bool) -> dict[str, str]:
     """What happens next, per status: the page's script swaps it when the status changes."""
-    reply = t["next_reply_email" if has_email else "next_reply_no_email"]
+    if has_email:
+        reply = _("The team will reply to the e-mail address you gave.")
+    else:
+        reply = _("The team will handle your question. You left no e-mail address, so please quote your reference "
+                  "when you contact us.")
 
     def step(status: str) -> str:
         if status in PENDING_STATUSES:
-            return t["next_pending"]
-        return t["next_resolved"] if status == "resolved" else reply
+            return _("We are passing your question to the right team. This page updates by itself.")
+        if status == "resolved":
+            return _("Your question has been answered. If you still need help, ask again quoting your reference.")
+        return reply
 
     return {status: step(status) for status in STATUSES}

@@ -1,6 +1,6 @@
 """The agents' Models page (/agent/models): every model version side by side, why each was promoted or rejected,
 how often agents re-route what it routed, its training curves and confusion matrices; buttons to retrain now and
-to roll back.
+to roll back, for admins only (an agent sees the page without them, and a POST of theirs gets 403).
 
 The registry (core/registry.py) does the work; it imports no TensorFlow, so neither does this page. Images are
 served from the version directories under MODEL_DIR, but only for registered versions and only the known file
@@ -14,11 +14,12 @@ import re
 from pathlib import Path
 
 from flask import Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Response
 
 from api.agents import add_nav_link
-from api.agents.auth import current_agent, login_required
+from api.agents.auth import admin_required, admins_only_page, current_agent, login_required
 from api.agents.web import protect_agent_page
 from api.services import current_runtime, get_session
 from core import registry
@@ -41,6 +42,23 @@ def init_app(app: Flask) -> None:
 
 
 bp.after_request(protect_agent_page)  # the same headers as every agents' page
+bp.register_error_handler(403, admins_only_page)  # retrain and rollback are for admins; the page is for everyone
+
+
+@bp.context_processor
+def _labels() -> dict[str, object]:
+    """The registry's words (a version's status and trigger, who started a retrain) in the page's language; the
+    registry keeps its own English (the CLI prints it), so they are named here by value."""
+    statuses = {"candidate": gettext("candidate"), "champion": gettext("champion"), "retired": gettext("retired"),
+                "rejected": gettext("rejected")}
+    triggers = {"cli": gettext("command line"), "schedule": gettext("nightly"), "button": gettext("Retrain now"),
+                "initial": gettext("first model")}
+    started_by = {registry.STARTED_BY["button"]: gettext("an agent (Retrain now)"),
+                  registry.STARTED_BY["schedule"]: gettext("the nightly schedule"),
+                  registry.STARTED_BY["cli"]: gettext("the command line"), "the trainer": gettext("the trainer")}
+    return {"model_status_label": lambda status: statuses.get(status, status),
+            "model_trigger_label": lambda trigger: triggers.get(trigger, trigger),
+            "started_by_label": lambda who: started_by.get(who, who)}
 
 
 def _rows() -> list[dict[str, object]]:
@@ -56,8 +74,19 @@ def _rows() -> list[dict[str, object]]:
     for row in registry.versions(session):
         shown = registry.as_dict(row, rates.get(row.version))
         shown["images"] = [name for name in registry.IMAGES if (model_dir / row.version / name).is_file()]
+        if not shown["thresholds"]:
+            shown["thresholds"] = _thresholds_on_disk(model_dir, row.version)
         rows.append(shown)
     return rows
+
+
+def _thresholds_on_disk(model_dir: Path, version: str) -> dict[str, float]:
+    """The review thresholds of a version registered before the registry kept them, from its meta.json when this
+    machine has it (nothing otherwise: the page then shows none rather than guessing)."""
+    try:
+        return dict(read_meta(model_dir / version).thresholds)
+    except (NoModelError, ValueError, OSError):
+        return {}
 
 
 def _serving(model_dir: Path, champion: dict[str, object] | None) -> dict[str, object] | None:
@@ -86,6 +115,7 @@ def index() -> str:
     return render_template(
         "agent/models.html", rows=rows, champion=champion, routes=ROUTES, now=utcnow(), running=running,
         serving=_serving(current_runtime().settings.model_dir, champion), refresh_seconds=refresh,
+        threshold_overrides=current_runtime().settings.review_thresholds,
         agent=current_agent(),
     )
 
@@ -113,24 +143,25 @@ def image(version: str, name: str) -> Response:
 
 
 @bp.post("/retrain")
-@login_required
+@admin_required
 def retrain() -> Response:
     """Ask the trainer for a retrain (the `training` queue); the page shows it running and then its decision."""
     try:
         task_id = enqueue_retrain(current_runtime().celery, trigger="button")
     except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the agent gets a sentence, not a 500
         log.warning("retrain not queued: %s: %s", type(exc).__name__, exc)
-        flash("The retrain could not be queued: the message broker is unreachable. Try again shortly.", "error")
+        flash(gettext("The retrain could not be queued: the message broker is unreachable. Try again shortly."),
+              "error")
     else:
         log.info("agent %s queued a retrain (task %s)", current_agent().agent_id, task_id)
-        flash("Retrain queued. The trainer compares the new model with the champion and promotes it only if it is "
-              "better; its decision appears here.", "success")
+        flash(gettext("Retrain queued. The trainer compares the new model with the champion and promotes it only if "
+                      "it is better; its decision appears here."), "success")
         return redirect(url_for("models.index", queued=1), code=303)
     return redirect(url_for("models.index"), code=303)
 
 
 @bp.post("/rollback")
-@login_required
+@admin_required
 def rollback() -> Response:
     """Make the previous champion (or the version named in the form) serve again; workers switch within seconds."""
     target = request.form.get("to") or None
@@ -141,8 +172,9 @@ def rollback() -> Response:
         old, new = registry.rollback(get_session(), current_runtime().settings.model_dir, to=target,
                                      actor=current_agent().email)
     except registry.RegistryError as exc:
-        flash(f"Nothing changed: {exc}.", "error")
+        flash(gettext("Nothing changed: %(reason)s.", reason=exc), "error")
     else:
         log.info("agent %s made %s the champion (was %s)", current_agent().agent_id, new, old)
-        flash(f"{new} is the champion again (was {old}). Workers switch to it within seconds.", "success")
+        flash(gettext("%(new)s is the champion again (was %(old)s). Workers switch to it within seconds.", new=new,
+                      old=old), "success")
     return redirect(url_for("models.index"), code=303)

@@ -65,3 +65,37 @@ document.addEventListener("keydown", function (event) {
     event.stopPropagation();
   }
 }, true);
+
+// "3 minutes ago" stays true while a page is left open: every half minute each <time data-relative> is written
+// again from its datetime, in the page's language, rounded as the server's Babel rounds (threshold 0.85: 50
+// minutes is "1 hour ago"). Under a minute the server's own words ("just now") stay. Browsers without
+// Intl.RelativeTimeFormat keep what the server wrote.
+(function () {
+  "use strict";
+  if (!window.Intl || !Intl.RelativeTimeFormat) { return; }
+  var format = new Intl.RelativeTimeFormat(document.documentElement.lang || "en");
+  var units = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600],
+               ["minute", 60]];
+
+  function words(seconds) {
+    for (var i = 0; i < units.length; i++) {
+      var value = Math.abs(seconds) / units[i][1];
+      if (value >= 0.85 || units[i][0] === "minute") {
+        return format.format(-Math.sign(seconds) * Math.max(1, Math.round(value)), units[i][0]);
+      }
+    }
+    return null;
+  }
+
+  function update() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-relative]").forEach(function (tag) {
+      var seconds = (now - Date.parse(tag.getAttribute("datetime"))) / 1000;
+      if (isNaN(seconds) || Math.abs(seconds) < 60) { return; }
+      var text = words(seconds);
+      if (text) { tag.textContent = text; }
+    });
+  }
+
+  setInterval(update, 30000);
+})();

@@ -1,5 +1,5 @@
 """rules before the model: rules, their saved versions, and on each ticket the rule that routed it beside the
-model's own route (core/rules.py)
+model's own route, and the support address its first mail was sent to (core/rules.py)
 
 tickets.rule_id has no foreign key constraint in the database: SQLite cannot add one to an existing table without a
 rebuild, and rebuilding `tickets` would renumber the rowids under the search index (0012_search). A rule is never
@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("saved_by", sa.Integer(), sa.ForeignKey("agents.id", ondelete="SET NULL")),
         sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.add_column("tickets", sa.Column("recipient", sa.String(320)))
     op.add_column("tickets", sa.Column("rule_id", sa.Integer()))
     op.add_column("tickets", sa.Column("rule_version", sa.Integer()))
     op.add_column("tickets", sa.Column("model_route", sa.String(16)))
@@ -59,5 +60,6 @@ def downgrade() -> None:
     op.drop_column("tickets", "model_route")
     op.drop_column("tickets", "rule_version")
     op.drop_column("tickets", "rule_id")
+    op.drop_column("tickets", "recipient")
     op.drop_table("rule_versions")
     op.drop_table("rules")

@@ -84,7 +84,7 @@ def test_the_page_shows_every_version_side_by_side(signed_in, sessions, model_di
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "Content-Security-Policy" in response.headers
-    for text in ("v0", "v1", "v2", "badge-champion", "badge-rejected", "badge-retired", "initial", "schedule",
+    for text in ("v0", "v1", "v2", "badge-champion", "badge-rejected", "badge-retired", "first model", "nightly",
                  "rejected: macro-F1 0.8000 vs 0.9000", "+0.0500", "25.0% re-routed", "Roll back to v0",
                  "corpus 90 · re-routes 8 · resolved 2", "85 rows: 80 corpus, 5 re-routes", "90% of its last 10"):
         assert text in html, text
@@ -183,12 +183,13 @@ def test_first_visit_shows_the_served_model_even_when_the_registry_cannot_record
 def test_times_are_local_and_keep_the_exact_instant(signed_in, sessions, model_dir):
     _two_champions_and_a_reject(sessions, model_dir)
     html = signed_in.get("/agent/models").get_data(as_text=True)
-    shown = re.findall(r'<time datetime="([^"]+)" title="[^"]+">([^<]+)</time>', html)
+    shown = re.findall(r'<time datetime="([^"]+)" title="([^"]+)" data-relative>([^<]+)</time>', html)
     assert len(shown) >= 4, html  # the champion's "since" and every version's creation
-    for exact, local in shown:
+    for exact, local, relative in shown:
         instant = datetime.fromisoformat(exact)
-        assert instant.utcoffset() == timedelta(0) and _LOCAL.fullmatch(local), (exact, local)
+        assert instant.utcoffset() == timedelta(hours=9) and _LOCAL.fullmatch(local), (exact, local)
         assert local == instant.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M JST")
+        assert relative == "just now" or relative.endswith(" ago"), relative
     assert not re.search(r">[^<]*\d{4}-\d\d-\d\dT\d\d:\d\d", html)  # no raw ISO string as text
 
 
@@ -199,7 +200,8 @@ def test_times_follow_display_timezone(make_app):
     model_dir = app.extensions["furiwake"].settings.model_dir
     set_current(model_dir, fake_version(model_dir, "v0"))
     html = client.get("/agent/models").get_data(as_text=True)
-    assert re.search(r"<time [^>]+>\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>", html) and " JST<" not in html
+    assert re.search(r'<time datetime="[^"]+\+00:00" title="\d{4}-\d\d-\d\d \d\d:\d\d UTC"', html)
+    assert " JST" not in html
 
 
 def test_a_running_retrain_says_since_when_and_who_started_it_and_the_page_reloads(signed_in, sessions, model_dir):
@@ -211,7 +213,7 @@ def test_a_running_retrain_says_since_when_and_who_started_it_and_the_page_reloa
     holder = lease.holder
     html = signed_in.get("/agent/models").get_data(as_text=True)
     text = visible_text(html)
-    since = r"Retrain running since \d{4}-\d\d-\d\d \d\d:\d\d JST ?, "
+    since = r"Retrain running since (just now|\d+ \w+ ago) ?, "
     assert re.search(since + r"started by an agent \(Retrain now\)", text)
     assert holder not in html and holder.partition("@")[2] not in html  # no lock id, no host:pid
     assert re.search(r'<meta http-equiv="refresh" content="\d+; url=/agent/models">', html)

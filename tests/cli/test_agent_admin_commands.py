@@ -14,8 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
+from core.agents import create_agent
 from core.config import Settings
-from tests.support.agents import AgentAccount, make_agent, sign_in
+from tests.support.agents import PASSWORD, AgentAccount, make_agent, sign_in
 from tests.support.backends import both_backends
 
 FURIWAKE = str(Path(sys.executable).with_name("furiwake"))
@@ -57,6 +58,13 @@ def _api(app: Flask, token: str) -> int:
     return app.test_client().get("/api/v1/tickets", headers={"Authorization": f"Bearer {token}"}).status_code
 
 
+def _another_admin(app: Flask) -> None:
+    """Hana, the first agent, is the helpdesk's admin: with a second one she may be deactivated (the last active
+    admin may not be: tests/cli/test_agent_roles.py)."""
+    with app.extensions["furiwake"].unit_of_work() as session:
+        create_agent(session, "yui@example.jp", PASSWORD, role="admin")
+
+
 def _one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
     assert result.returncode == 1 and result.stdout == ""
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -67,6 +75,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> 
 def test_deactivate_agent_refuses_the_open_session_and_tokens_at_once(app: Flask, furiwake, hana: AgentAccount,
                                                                       signed_in: FlaskClient) -> None:
     assert _api(app, hana.token) == 200
+    _another_admin(app)
     result = furiwake("deactivate-agent", "HANA@example.jp")
     assert result.returncode == 0, result.stderr
     assert "deactivated agent hana@example.jp" in result.stdout
@@ -79,6 +88,7 @@ def test_deactivate_agent_refuses_the_open_session_and_tokens_at_once(app: Flask
 
 def test_activate_agent_lets_them_sign_in_but_old_tokens_stay_revoked(app: Flask, furiwake, hana: AgentAccount,
                                                                       signed_in: FlaskClient) -> None:
+    _another_admin(app)
     assert furiwake("deactivate-agent", hana.email).returncode == 0
     result = furiwake("activate-agent", hana.email)
     assert result.returncode == 0, result.stderr
@@ -111,8 +121,8 @@ def test_list_agents_as_text_and_json(app: Flask, furiwake, hana: AgentAccount) 
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert len(lines) == 2
-    assert lines[0].split() == ["hana@example.jp", "active", "1", "token(s)", "Hana", "Sato"]
-    assert lines[1].split() == ["ken@example.jp", "deactivated", "0", "token(s)"]
+    assert lines[0].split() == ["hana@example.jp", "active", "admin", "1", "token(s)", "Hana", "Sato"]
+    assert lines[1].split() == ["ken@example.jp", "deactivated", "agent", "0", "token(s)"]
     listed = json.loads(furiwake("list-agents", "--json").stdout)
     assert [(a["email"], a["name"], a["active"], a["live_tokens"]) for a in listed] == [
         ("hana@example.jp", "Hana Sato", True, 1),

@@ -1,23 +1,25 @@
-"""Times on the agents' pages are in DISPLAY_TIMEZONE (Asia/Tokyo unless set), with the exact instant in
-<time datetime>; a zone name that does not exist stops the start with the variable's name."""
+"""Times on the agents' pages read "2 hours ago" / "2 時間前" in the page's language, with the local time in
+DISPLAY_TIMEZONE (Asia/Tokyo unless set) as the tooltip and the exact instant, in that zone, in <time datetime>; a
+zone name that does not exist stops the start with the variable's name."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
 
+from api.agents.times import relative_time
 from core.config import ConfigError, Settings
 from tests.support.agents import make_agent, post_form, sign_in
 
-_TIME = re.compile(r'<time datetime="([^"]+)" title="[^"]+">([^<]+)</time>')
+_TIME = re.compile(r'<time datetime="([^"]+)" title="([^"]+)" data-relative>([^<]+)</time>')
 
 
-def _times(html: str) -> list[tuple[datetime, str]]:
-    return [(datetime.fromisoformat(exact), shown) for exact, shown in _TIME.findall(html)]
+def _times(html: str) -> list[tuple[datetime, str, str]]:
+    return [(datetime.fromisoformat(exact), local, shown) for exact, local, shown in _TIME.findall(html)]
 
 
 def test_the_ticket_page_shows_japan_time_with_the_exact_instant_kept(signed_in: FlaskClient, add_ticket) -> None:
@@ -27,11 +29,36 @@ def test_the_ticket_page_shows_japan_time_with_the_exact_instant_kept(signed_in:
     html = signed_in.get(page).get_data(as_text=True)
     times = _times(html)
     assert len(times) >= 2  # received, and the history's entries
-    for instant, shown in times:
-        assert instant.tzinfo is not None and instant.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
-        assert shown == instant.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M JST")
-    assert any(abs((instant - ticket.created_at).total_seconds()) < 1 for instant, _ in times)  # "received"
+    for instant, local, shown in times:
+        assert instant.utcoffset() == timedelta(hours=9)  # the local time, with its offset: still the exact instant
+        assert local == instant.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M JST")
+        assert shown in ("just now", "2 hours ago"), shown
+    received = [shown for instant, _, shown in times if abs((instant - ticket.created_at).total_seconds()) < 1]
+    assert received and set(received) == {"2 hours ago"}  # add_ticket's tickets arrived two hours ago
     assert " UTC" not in html
+
+
+def test_relative_times_in_the_agents_language(signed_in: FlaskClient, add_ticket) -> None:
+    ticket = add_ticket()
+    post_form(signed_in, "/agent/language", "/agent/", language="ja")
+    shown = [shown for _, _, shown in _times(signed_in.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True))]
+    assert "2 時間前" in shown and all("ago" not in text for text in shown), shown
+
+
+def test_relative_time_both_ways(app) -> None:
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    with app.test_request_context("/agent/", headers={"Accept-Language": "en"}):
+        assert relative_time(now - timedelta(seconds=20), now) == "just now"
+        assert relative_time(now + timedelta(seconds=20), now) == "just now"  # a clock a little ahead
+        assert relative_time(now - timedelta(minutes=3), now) == "3 minutes ago"
+        assert relative_time(now + timedelta(hours=3), now) == "in 3 hours"  # a deadline
+        assert relative_time(now - timedelta(minutes=50), now) == "50 minutes ago"
+        assert relative_time(now - timedelta(minutes=52), now) == "1 hour ago"  # Babel's 0.85, as agent.js rounds
+        assert relative_time(None, now) == "—"
+    with app.test_request_context("/agent/", headers={"Accept-Language": "ja"}):
+        assert relative_time(now - timedelta(minutes=3), now) == "3 分前"
+        assert relative_time(now + timedelta(hours=3), now) == "3 時間後"
+        assert relative_time(now, now) == "たった今"
 
 
 def test_the_queue_says_when_it_was_updated_in_local_time(signed_in: FlaskClient, add_ticket) -> None:
@@ -46,7 +73,7 @@ def test_another_zone_when_configured(make_app) -> None:
     client = app.test_client()
     sign_in(client, make_agent(app).email)
     html = client.get("/agent/agents").get_data(as_text=True)
-    assert re.search(r"<time [^>]+>\d{4}-\d\d-\d\d \d\d:\d\d CES?T</time>", html), html
+    assert re.search(r'<time datetime="[^"]+\+01:00" title="\d{4}-\d\d-\d\d \d\d:\d\d CES?T"', html), html
 
 
 @pytest.mark.parametrize("name", ["Mars/Olympus", "../../etc/passwd", "JST+9"])

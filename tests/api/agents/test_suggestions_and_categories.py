@@ -136,7 +136,7 @@ def test_the_ticket_page_shows_the_category_and_suggestions_and_sets_a_category(
 
 def test_the_queue_and_ticket_page_name_the_category_in_japanese(signed_in: FlaskClient, add_ticket) -> None:
     ticket = _password_ticket(add_ticket)
-    signed_in.get("/agent/language/ja")
+    post_form(signed_in, "/agent/language", "/agent/", language="ja")  # the agent's profile: Japanese
     queue = visible_text(signed_in.get("/agent/?queue=all").get_data(as_text=True))
     assert "カテゴリ" in queue and "アカウント - パスワード 83%" in queue
     page = visible_text(signed_in.get(f"/agent/tickets/{ticket.id}").get_data(as_text=True))

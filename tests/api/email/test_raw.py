@@ -85,6 +85,9 @@ def test_same_message_to_another_recipient_is_another_ticket(email_app: Flask, e
     assert first.get_json()["id"] != second.get_json()["id"]
     assert second.get_json()["duplicate"] is False
     assert count_tickets(email_app) == 2
+    # Each ticket keeps the address it was sent to, for rules on the recipient (core/rules.py).
+    assert sorted(ticket.recipient for ticket in stored_tickets(email_app)) == [
+        "billing@furiwake.example", "support@furiwake.example"]  # fmt: skip
 
 
 def test_without_message_id_the_content_dedupes(email_app: Flask, email_client) -> None:
