@@ -3,7 +3,8 @@
 The `model_versions` table is the source of truth, and `model_artifacts` holds each version's files
 (core/model_store.py): a champion is never crowned without its files stored, so a worker on any machine can fetch
 it, and MODEL_DIR on each machine is a cache. Workers learn the champion from the database
-(worker/current_model.py looks every 2 s and hot-reloads a new version). MODEL_DIR/CURRENT is still kept equal to
+(worker/current_model.py: a worker child looks every second on a thread of its own and loads a new version beside
+the one serving, then swaps it in). MODEL_DIR/CURRENT is still kept equal to
 the champion on the machine that changes it (and by the workers on theirs): `furiwake predict` and `evaluate`
 default to it, and `furiwake train` makes a version current through it. Every function here takes the caller's
 Session and never commits (the entry point's unit of work does). A change of champion

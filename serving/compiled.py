@@ -16,6 +16,8 @@ with far fewer operations. Imports TensorFlow: only the worker, the trainer and 
     tanh over the whole gate vector: one transcendental kernel per step instead of two (about half the step time).
   * Tickets are packed end to end in rows (serving.packing): the state is reset where a ticket starts and read where it
     ends, so the LSTM runs about as many steps as the batch has tokens, not rows × the longest ticket.
+Both are traced with autograph=False: their loops are tf.while_loop or run over Python values at trace time, so
+AutoGraph's source rewriting would change nothing and costs ~0.3 s of every load (bench/coldstart.py: a cold start).
 Tests compare both functions with the Keras model itself (assert_allclose), for every supported configuration.
 """
 
@@ -86,7 +88,7 @@ def vectorizer(model: keras.Model) -> Any:
     wide = _wide_arm(model)
     if wide is None:
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
         def words_only(texts):  # type: ignore[no-untyped-def]
             ids = words(texts)
             return ids, tf.zeros([tf.shape(ids)[0], 0])
@@ -99,7 +101,7 @@ def vectorizer(model: keras.Model) -> Any:
     folded = tf.constant(np.vstack([folded_kernel, np.zeros((1, folded_kernel.shape[1]), np.float32)]))
     straddling = folded_kernel.shape[0]
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def words_and_ngrams(texts):  # type: ignore[no-untyped-def]
         code_points = tf.strings.unicode_decode(texts, "UTF-8")
         shifted = tf.cast(code_points.flat_values, tf.int64) + 1
@@ -202,7 +204,7 @@ def classifier(model: keras.Model) -> tuple[Any, bool]:
     heads = [route] if category is None else [route, category]
 
     # reduce_retracing: one generic trace; XLA still compiles (and caches) one executable per concrete shape.
-    @tf.function(jit_compile=True, reduce_retracing=True)
+    @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
     def classify(ids, starts, ends, wide, reversed_ids=None):  # type: ignore[no-untyped-def]
         parts = [tf.gather(_packed_lstm(*tables[0], ids, starts), ends)]
         if bidirectional:

@@ -4,8 +4,13 @@ Imports TensorFlow: only the worker, the trainer and the CLI use this module, ne
 The saved Keras model is the artifact; serving.compiled rearranges its weights into two compiled functions (string
 vectorizing as a graph tf.function, the recurrent classifier under XLA) that compute the same probabilities with
 far fewer operations, and serving.packing lays a batch's tickets end to end so the LSTM skips padding. XLA compiles
-per input shape, so rows and row lengths are bucketed to 17 shapes (sequence length 120), and a worker compiles
-them all when it loads a version (~4 s): a shape first met under load would stall its batch for a compilation.
+per input shape, so rows and row lengths are bucketed to 17 shapes (sequence length 120); a shape first met under
+load would stall its batch for a compilation (0.3-0.8 s each on a shared 2-core machine, 6-13 s for all 17).
+
+A worker therefore does not wait for all 17 (bench/coldstart.py): it compiles FIRST_SHAPES — one full-length row,
+which can answer any batch — serves, and compiles the rest on a background thread (compile_rest_in_background).
+Until a batch's own shape is compiled, its call goes to compiled shapes instead (_call): a short row is padded to a
+longer one, rows are padded up to a compiled row count or split into several calls. Never a wait for a compile.
 
 A version trained with the fine-category head also names each ticket's category (meta.json's "categories", in
 the head's order) from the same compiled call; one trained before it serves routes alone, with category None.
@@ -13,9 +18,12 @@ the head's order) from the same compiled call; one trained before it serves rout
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +36,15 @@ import tensorflow as tf  # noqa: E402
 from core.artifacts import MalformedMetaError, meta_path, read_meta  # noqa: E402
 from core.text import prepare_many  # noqa: E402
 from serving import compiled  # noqa: E402
-from serving.packing import pack  # noqa: E402
+from serving.packing import Packed, pack  # noqa: E402
 
 MAX_BATCH = 128
 # Packed rows per call: fine steps where a full batch lands (~30–50 rows of 120 tokens), coarse elsewhere.
 ROW_SIZES = (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64, 96, MAX_BATCH)
+
+log = logging.getLogger(__name__)
+
+Shape = tuple[int, int]  # (packed rows, row length) of one compiled call
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,11 @@ def model_file(version_path: Path) -> Path:
 
 
 class Predictor:
-    """A loaded model version. Build it after the worker forks (worker_process_init), once per process."""
+    """A loaded model version. Build it after the worker forks (worker_process_init), once per process.
+
+    `warm_up=True` compiles every shape before the constructor returns (the CLI, the benches, the tests); a worker
+    passes False, then calls compile_first_shapes() and compile_rest_in_background() (worker.current_model).
+    """
 
     def __init__(self, version_path: Path, warm_up: bool = True) -> None:
         self.path = version_path
@@ -91,6 +107,10 @@ class Predictor:
         self._classify, self._bidirectional = compiled.classifier(self.model)
         self._length_sizes = length_sizes(self.sequence_length)
         self._wide_units = int(self._vectorize(tf.constant([""]))[1].shape[1])
+        # The shapes XLA has compiled, replaced whole (never mutated) so the serving thread reads a consistent set
+        # while the background thread adds to it.
+        self._compiled: frozenset[Shape] = frozenset()
+        self._stop = threading.Event()  # set: the background compilation ends after the shape in hand
         if warm_up:
             self.compile_all_shapes()
 
@@ -108,16 +128,108 @@ class Predictor:
         full = self._length_sizes[-1]
         return [(1, length) for length in self._length_sizes] + [(rows, full) for rows in ROW_SIZES[1:]]
 
-    def compile_all_shapes(self) -> None:
-        """Have XLA compile every shape now (~0.1–0.2 s each), so no ticket ever waits for a compilation: a
-        worker calls this after the fork, and before a hot-reloaded version replaces the old one."""
+    def first_shapes(self) -> list[Shape]:
+        """The shapes compiled before serving: one full-length row, into which any batch can be padded or split."""
+        return [(1, self._length_sizes[-1])]
+
+    def compiled_shapes(self) -> frozenset[Shape]:
+        return self._compiled
+
+    def pending_shapes(self) -> list[Shape]:
+        """The shapes not compiled yet, in the order the background thread compiles them: the short single rows
+        first (one ticket's latency), then the row counts upwards."""
+        compiled = self._compiled
+        return [shape for shape in self.shapes() if shape not in compiled]
+
+    def compile_shapes(self, shapes: Sequence[Shape], stop: threading.Event | None = None) -> None:
+        """Have XLA compile these shapes now (0.1-1 s each), each marked usable once its compilation is done."""
         wide = np.zeros((MAX_BATCH, self._wide_units), dtype="float32")
         ends = np.zeros(MAX_BATCH, dtype="int32")
         self._vectorize(tf.constant(["warm up"]))
-        for rows, length in self.shapes():
+        for rows, length in shapes:
+            if stop is not None and stop.is_set():
+                return
             ids = np.ones((rows, length), dtype="int32")
             extra = [ids] if self._bidirectional else []
             self._classify(ids, np.zeros((rows, length), dtype="float32"), ends, wide, *extra)
+            self._compiled = self._compiled | {(rows, length)}
+
+    def compile_all_shapes(self) -> None:
+        """Every shape now, in this thread: no call will ever be padded or split."""
+        self.compile_shapes(self.pending_shapes())
+
+    def compile_first_shapes(self) -> None:
+        """The minimum for serving: after this, every batch is answered without waiting for a compilation."""
+        self.compile_shapes([shape for shape in self.first_shapes() if shape not in self._compiled])
+
+    def compile_rest_in_background(self, done: Callable[[float], None] | None = None) -> threading.Thread:
+        """Compile the pending shapes on a daemon thread while this predictor serves; `done(seconds)` after the
+        last one. stop_compiling() ends it early (a version replaced before it finished).
+
+        The thread's calls run beside the serving thread's: XLA compiles in the caller's thread, and a compiled
+        call does not wait for another shape's compilation (bench/coldstart.py measures the serving latency
+        meanwhile). A compile that fails is logged and leaves the shapes not compiled yet to padding or splitting."""
+
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                self.compile_shapes(self.pending_shapes(), self._stop)
+            except Exception:  # noqa: BLE001 - the compiled shapes keep serving; the rest are padded or split
+                log.warning("model %s: compiling the remaining shapes failed", self.version, exc_info=True)
+                return
+            if done is not None and not self._stop.is_set():
+                done(time.monotonic() - started)
+
+        thread = threading.Thread(target=run, name=f"compile-{self.version}", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_compiling(self) -> None:
+        self._stop.set()
+
+    def _call(self, packed: Packed, wide: np.ndarray) -> list[np.ndarray]:
+        """The classifier's heads ([slots, …] each) for a packed batch, through compiled shapes only.
+
+        Its own shape when compiled; else padded up to a compiled shape (zero steps after a row's last ticket, zero
+        rows after the last row: no ticket's end state or end index changes), at most twice its rows; else split
+        into calls of the largest compiled row count below it, each ticket read from the call that holds its row.
+        With nothing compiled yet (warm_up=False and no compile_first_shapes) the exact shape is compiled here.
+        """
+        rows, length = packed.ids.shape
+        compiled = self._compiled
+        if (rows, length) in compiled or not compiled:
+            return self._run(packed, wide)
+        if rows == 1:  # one row, cut short by serving.packing: pad it to the shortest compiled length above
+            longer = [size for size in self._length_sizes if size >= length and (1, size) in compiled]
+            return self._run(_pad(packed, 1, longer[0]) if longer else packed, wide)
+        sizes = sorted(r for r, size in compiled if size == length)  # several rows are always full-length
+        bigger, smaller = [r for r in sizes if r >= rows], [r for r in sizes if r < rows]
+        if bigger and (bigger[0] <= 2 * rows or not smaller):
+            return self._run(_pad(packed, bigger[0], length), wide)
+        if not smaller:
+            return self._run(packed, wide)
+        chunk = smaller[-1]
+        row_of = np.where(packed.ends > 0, (packed.ends - 1) // length, -1)
+        heads: list[np.ndarray] = []
+        for first in range(0, rows, chunk):
+            mine = (row_of >= first) & (row_of < first + chunk)
+            part = Packed(
+                ids=packed.ids[first : first + chunk],
+                starts=packed.starts[first : first + chunk],
+                ends=np.where(mine, packed.ends - first * length, 0).astype(np.int32),
+                reversed_ids=None if packed.reversed_ids is None else packed.reversed_ids[first : first + chunk],
+            )
+            out = self._run(_pad(part, chunk, length), wide)
+            if not heads:
+                heads = out  # tickets without tokens (row -1) keep the zero state's output of the first call
+            else:
+                for head, new in zip(heads, out, strict=True):
+                    head[mine] = new[mine]
+        return heads
+
+    def _run(self, packed: Packed, wide: np.ndarray) -> list[np.ndarray]:
+        extra = [packed.reversed_ids] if self._bidirectional else []
+        return [head.numpy() for head in self._classify(packed.ids, packed.starts, packed.ends, wide, *extra)]
 
     def scores_prepared(self, prepared: Sequence[str]) -> Scores:
         """Both heads' probabilities for texts already passed through core.text.prepare, ≤ 128 per compiled call."""
@@ -131,11 +243,10 @@ class Predictor:
             wide_slots = np.zeros((MAX_BATCH, wide.shape[1]), dtype="float32")
             wide_slots[: len(chunk)] = wide.numpy()
             packed = pack(ids, lengths, self._length_sizes, ROW_SIZES, MAX_BATCH, reverse=self._bidirectional)
-            extra = [packed.reversed_ids] if self._bidirectional else []
-            heads = self._classify(packed.ids, packed.starts, packed.ends, wide_slots, *extra)
-            routes[start : start + len(chunk)] = heads[0].numpy()[: len(chunk)]
+            heads = self._call(packed, wide_slots)
+            routes[start : start + len(chunk)] = heads[0][: len(chunk)]
             if categories is not None:
-                categories[start : start + len(chunk)] = heads[1].numpy()[: len(chunk)]
+                categories[start : start + len(chunk)] = heads[1][: len(chunk)]
         return Scores(routes, categories)
 
     def probabilities_prepared(self, prepared: Sequence[str]) -> np.ndarray:
@@ -174,3 +285,14 @@ class Predictor:
                 )
             )
         return predictions
+
+
+def _pad(packed: Packed, rows: int, length: int) -> Packed:
+    """The batch padded with zeros to [rows, length]. End indices count positions row by row, so they hold when
+    rows are added after the last one, and for a single row when it grows longer."""
+
+    def grow(array: np.ndarray) -> np.ndarray:
+        return np.pad(array, [(0, rows - array.shape[0]), (0, length - array.shape[1])])
+
+    reversed_ids = None if packed.reversed_ids is None else grow(packed.reversed_ids)
+    return Packed(ids=grow(packed.ids), starts=grow(packed.starts), ends=packed.ends, reversed_ids=reversed_ids)

@@ -96,7 +96,8 @@ def create() -> tuple[str, int] | Response:
     assigned = _offer_waiting(db, agent)
     log.info("agent %s created agent %s (%s)", current_agent().agent_id, agent.id, agent.role)
     flash(gettext("%(name)s can sign in now as %(role)s (%(assigned)d waiting ticket(s) assigned).",
-                  name=actions.display_name(agent), role=agent.role, assigned=assigned), "success")
+                  name=actions.display_name(agent), role=gettext("admin") if agent.is_admin else gettext("agent"),
+                  assigned=assigned), "success")
     return redirect(url_for("accounts.index"), code=303)
 
 

@@ -96,7 +96,7 @@ def history_text(entry: HistoryEntry) -> str:
                 _("Matched rule «%(name)s» v%(version)s; the model said %(route)s %(pct)s %%", **values))
         if rule["inactive"]:
             line += "; " + _("its assignee is no longer active, so the ticket is assigned automatically")
-        return f"{_('Rule')}: {line}"
+        return line  # it names the rule itself: no "Rule:" before it
     labels = {
         "rerouted": ("Re-routed", _("Re-routed")), "reviewed": ("Reviewed", _("Reviewed")),
         "recategorised": ("Category", _("Category")), "resolved": ("Resolved", _("Resolved")),

@@ -65,7 +65,8 @@ def test_agent_replies_to_an_email_ticket_and_adds_a_note_that_is_not_sent(
         entry = page.locator("li.entry-agent_reply")
         assert entry.count() == 1
         assert entry.locator("pre.body").inner_text() == REPLY
-        assert entry.locator(".delivery").inner_text() in ("Waiting to be sent", "Sent")
+        # A Japanese browser: the agents' pages follow its Accept-Language ("Waiting to be sent", "Sent").
+        assert entry.locator(".delivery").inner_text() in ("送信待ち", "送信済み")
         wait_until(lambda: len(smtp_server.received) == 2, 60, processes, "the reply at the SMTP server")
         mail = smtp_server.received[1].message
         assert mail["To"] == CUSTOMER and mail["Subject"] == f"Re: ログインできません {reference_tag(reference)}"
@@ -73,7 +74,7 @@ def test_agent_replies_to_an_email_ticket_and_adds_a_note_that_is_not_sent(
         # The server has the mail a moment before the task marks it sent: the page says Sent once it is marked.
         wait_until(lambda: store.messages(kind="agent_reply")[0].delivery == "sent", 30, processes, "marked sent")
         page.reload()
-        assert page.locator("li.entry-agent_reply .delivery-sent").inner_text() == "Sent"
+        assert page.locator("li.entry-agent_reply .delivery-sent").inner_text() == "送信済み"
 
         # The note: on the page, marked internal, and never mailed.
         page.fill("#reply-body", NOTE)
@@ -81,7 +82,7 @@ def test_agent_replies_to_an_email_ticket_and_adds_a_note_that_is_not_sent(
         page.wait_for_selector(".flash-success")
         note = page.locator("li.entry-note")
         assert note.locator("pre.body").inner_text() == NOTE
-        assert "Internal note by Hana Sato" in note.inner_text() and note.locator(".delivery").count() == 0
+        assert "Hana Sato の社内メモ" in note.inner_text() and note.locator(".delivery").count() == 0
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "agent-reply.png"), full_page=True)
         time.sleep(3)  # a mail of the note would have reached the server by now
