@@ -1,6 +1,6 @@
-"""`furiwake run` / `make run`: migrate, train the bundled model if there is none, then run the API (gunicorn),
-one classify worker, a trainer (the `training` queue) and Celery beat side by side until Ctrl-C or SIGTERM, which
-stop them all.
+"""`furiwake run` / `make run`: migrate, fetch the database's champion model into MODEL_DIR (or train the bundled
+model when neither the database nor MODEL_DIR has one), then run the API (gunicorn), one classify worker, a trainer
+(the `training` queue) and Celery beat side by side until Ctrl-C or SIGTERM, which stop them all.
 
 A child that dies on its own (a crash, an OOM kill) is restarted after a back-off of 1, 2, 4 … up to 30 s, and the
 supervisor says so on stderr; tickets wait in the database and the broker meanwhile. Only a child that keeps dying
@@ -36,12 +36,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from api.security import plain_http_warning, require_secret_key
-from core import heartbeats
-from core.artifacts import current_version
+from core import heartbeats, model_store, registry
+from core.artifacts import current_version, version_dir
 from core.config import METRICS_DIR_VARIABLE, Settings
 from core.migrate import upgrade
 from core.runtime import Runtime
+from core.startup_checks import plain_http_warning, require_secret_key
 
 BACKOFF_MAX_S = 30.0
 CRASH_LIMIT = 5
@@ -276,9 +276,35 @@ def announce_when_ready(base: str, serving: Callable[[], heartbeats.Serving | No
 
 
 def train_bundled_model(settings: Settings) -> None:
-    print(f"no model in {settings.model_dir} yet: training one on the bundled corpus (about 2 minutes)...",
-          flush=True)
+    print(f"no model in the database or in {settings.model_dir} yet: training one on the bundled corpus (about 2 "
+          "minutes)...", flush=True)
     subprocess.run([*_python(), "-m", "cli", "train"], check=True)
+
+
+def model_to_serve(settings: Settings) -> str | None:
+    """The version the workers will serve, its files made ready in MODEL_DIR; None when neither the database nor
+    MODEL_DIR holds a model that can be served (then, and only then, `run` trains one).
+
+    registry.sync does the work, as for the workers and `furiwake models`: the database's champion is fetched into
+    an empty or stale MODEL_DIR (a second machine over the same database trains nothing), and a version that
+    MODEL_DIR/CURRENT names but the registry does not know (trained here before it kept files) is adopted and
+    uploaded. A CURRENT the registry cannot record (a damaged or hand-written meta.json) is still served by the
+    workers from this disk, so it counts too."""
+    runtime = Runtime.build(settings)
+    try:
+        with runtime.unit_of_work() as session:
+            champion = registry.sync(session, settings.model_dir)
+    except ValueError as exc:  # MalformedMetaError: CURRENT's meta.json cannot be registered
+        print(f"warning: the model in {settings.model_dir}/CURRENT cannot be registered: {exc}", file=sys.stderr,
+              flush=True)
+        champion = None
+    finally:
+        runtime.dispose()
+    for version in (champion, current_version(settings.model_dir)):
+        if version is not None and model_store.is_servable(
+                model_store.local_files(version_dir(settings.model_dir, version))):
+            return version
+    return None
 
 
 def run(settings: Settings, train_if_missing: bool = True) -> int:
@@ -286,8 +312,10 @@ def run(settings: Settings, train_if_missing: bool = True) -> int:
     (settings.home / "var").mkdir(parents=True, exist_ok=True)
     print("migrating the database...", flush=True)
     upgrade(settings.database_url)
-    if current_version(settings.model_dir) is None and train_if_missing:
+    model = model_to_serve(settings)
+    if model is None and train_if_missing:
         train_bundled_model(settings)
+        model = model_to_serve(settings)  # registers what it trained: the champion from the start
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -298,7 +326,7 @@ def run(settings: Settings, train_if_missing: bool = True) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     base = f"http://127.0.0.1:{settings.port}"
     forget_dead_workers(settings)
-    print(f"\nfuriwake is starting (model {current_version(settings.model_dir)}):\n"
+    print(f"\nfuriwake is starting (model {model or 'none yet'}):\n"
           f"  web form      {base}/\n  JSON API      {base}/api/v1/tickets\n"
           f"  OpenAPI       {base}/api/v1/openapi.json\n  health        {base}/healthz  {base}/readyz\n"
           f"  models        {base}/agent/models\n"

@@ -177,13 +177,31 @@ def fetch(session: Session, version: str, model_dir: Path) -> Path:
     return target
 
 
+def read_file(session: Session, version: str, name: str) -> bytes | None:
+    """One stored file of a version, checked against its hash; None when the database holds no such file.
+
+    For a reader that needs one small file and no cache (the Models page's plots on a machine whose MODEL_DIR
+    lacks the version); ArtifactError when the stored row does not match its hash."""
+    row = session.execute(select(ModelArtifact.sha256, ModelArtifact.size).where(
+        ModelArtifact.version == version, ModelArtifact.name == name)).first()
+    if row is None:
+        return None
+    return _checked_content(session, version, name, (str(row.sha256), int(row.size)))
+
+
+def _checked_content(session: Session, version: str, name: str, expected: tuple[str, int]) -> bytes:
+    sha, size = expected
+    content = session.scalar(select(ModelArtifact.content).where(ModelArtifact.version == version,
+                                                                 ModelArtifact.name == name))
+    if content is None or len(content) != size or hashlib.sha256(content).hexdigest() != sha:
+        raise ArtifactError(f"the stored file {name} of model {version} does not match its hash")
+    return bytes(content)
+
+
 def _download(session: Session, version: str, files: Manifest, staging: Path) -> None:
     staging.mkdir()
-    for name, (sha, size) in files.items():
-        content = session.scalar(select(ModelArtifact.content).where(ModelArtifact.version == version,
-                                                                     ModelArtifact.name == name))
-        if content is None or len(content) != size or hashlib.sha256(content).hexdigest() != sha:
-            raise ArtifactError(f"the stored file {name} of model {version} does not match its hash")
+    for name, expected in files.items():
+        content = _checked_content(session, version, name, expected)
         out = staging / name
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(content)
@@ -272,4 +290,4 @@ def _transaction_ended(session: Session, transaction: SessionTransaction) -> Non
 
 
 __all__ = ["MANIFEST", "ArtifactError", "evict", "fetch", "is_servable", "local_files", "locked", "manifest",
-           "remove", "store", "stored_versions", "verify", "was_stored"]
+           "read_file", "remove", "store", "stored_versions", "verify", "was_stored"]

@@ -1,14 +1,17 @@
-"""The trained Keras model's weights, rearranged into two compiled functions that compute the same probabilities
-with far fewer operations. Imports TensorFlow: only the worker, the trainer and the CLI use this, never the API.
+"""The trained model's weights (serving.weights: read from the Keras model, or from its saved arrays), as two
+compiled functions that compute the same probabilities as the Keras model with far fewer operations. Imports
+TensorFlow: only the worker, the trainer and the CLI use this, never the API.
 
-`vectorizer(model)` — strings in, (word ids, n-gram arm output) out; a graph tf.function (string ops can't go to XLA).
-  * Word ids come from the model's own TextVectorization layer, unchanged.
+`vectorizer(weights)` — strings in, (word ids, n-gram arm output) out; a graph tf.function (string ops can't go to
+  XLA).
+  * Word ids are what the model's TextVectorization computes (whitespace split, its vocabulary, 1 for an unknown
+    word, truncated or padded with 0 to the sequence length), from a hash table of its vocabulary.
   * The n-gram arm is relu(tfidf(text) · W + b), where tfidf is a 40k-wide vector of count·idf. That equals
     relu(Σ over the text's n-grams of idf[g]·W[g] + b): an embedding-bag over a table with the idf folded in, so
     no 40k-wide vector is ever built. N-grams are looked up by an integer key made of their code points instead
     of by the joined n-gram string, which skips building a string per n-gram.
 
-`classifier(model)` — packed word ids in (serving.packing), probabilities out; one XLA-compiled call that returns
+`classifier(weights)` — packed word ids in (serving.packing), probabilities out; one XLA-compiled call that returns
   every head's: the route's, and the fine category's when the model has that head (both read the same features).
   * Embedding then the LSTM's input projection is one linear map per token id, so `embedding · kernel + bias` is
     precomputed as one [vocabulary, 4·units] table: each step only multiplies the [units]-wide state.
@@ -28,65 +31,34 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-# An n-gram of up to three characters packs into one int64: 21 bits per code point (+1, so 0 means "none").
-_CODE_POINT_BITS = 21
-_MAX_NGRAM = 3
+from serving.weights import CODE_POINT_BITS, ServingWeights  # noqa: E402
 
 
-class UnsupportedModel(ValueError):
-    """The model uses a layer configuration the serving functions were not written for."""
-
-
-def _ngram_key(term: str) -> int:
-    """The integer key of an n-gram in the vocabulary of a character-split TextVectorization.
-
-    Keras joins the characters of an n-gram with a space separator: 'ab' is stored as 'a b', so a term of length
-    2k-1 holds k characters at the even positions.
-    """
-    characters = term[::2]
-    key = 0
-    for character in characters:
-        key = (key << _CODE_POINT_BITS) | (ord(character) + 1)
-    return key
-
-
-def _require(condition: bool, what: str) -> None:
-    if not condition:
-        raise UnsupportedModel(f"the compiled predictor does not support {what}")
-
-
-def _wide_arm(model: keras.Model) -> tuple[Any, tuple[int, ...], np.ndarray, np.ndarray] | None:
-    """(key → n-gram index table, n-gram widths, idf-folded Dense kernel, Dense bias), or None without the arm."""
-    if "vectorize_ngrams" not in {layer.name for layer in model.layers}:
-        return None
-    ngrams = model.get_layer("vectorize_ngrams")
-    config = ngrams.get_config()
-    widths = tuple(ngrams._ngrams or (1,))  # the layer keeps its normalised tuple privately
-    _require(config["split"] == "character" and config["standardize"] is None, "an n-gram arm not over characters")
-    _require(config["output_mode"] == "tf_idf", f"n-gram output mode {config['output_mode']!r}")
-    _require(max(widths) <= _MAX_NGRAM, f"character n-grams longer than {_MAX_NGRAM}")
-    dense = model.get_layer("classifier").get_layer("wide")
-    _require(dense.get_config()["activation"] == "relu", "a non-relu n-gram Dense")
-    kernel, bias = dense.get_weights()
-    idf = np.asarray(keras.ops.convert_to_numpy(ngrams._lookup_layer.idf_weights), dtype=np.float32)
-    vocabulary = ngrams.get_vocabulary()
-    # Index 0 is the OOV bucket; unknown n-grams fall to it through the table's default, as in the layer.
-    keys = np.array([_ngram_key(str(term)) for term in vocabulary[1:]], dtype=np.int64)
+def _word_ids(weights: ServingWeights) -> Any:
+    """[n] strings → [n, sequence_length] int32 word ids, as the Keras TextVectorization(split="whitespace",
+    standardize=None, output_sequence_length=L) the model was trained with computes them."""
+    vocabulary = weights.vocabulary
     table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(keys, np.arange(1, len(vocabulary), dtype=np.int64)), default_value=0
+        tf.lookup.KeyValueTensorInitializer(tf.constant(vocabulary[2:]), np.arange(2, len(vocabulary), dtype=np.int64)),
+        default_value=1,  # the OOV index; index 0 is padding
     )
-    return table, widths, idf[:, None] * kernel, bias
+    length = weights.sequence_length
+
+    def ids(texts):  # type: ignore[no-untyped-def]
+        tokens = tf.strings.split(texts)  # whitespace, as the layer's split="whitespace"
+        return tf.cast(table.lookup(tokens).to_tensor(default_value=0, shape=[None, length]), tf.int64)
+
+    return ids
 
 
-def vectorizer(model: keras.Model) -> Any:
+def vectorizer(weights: ServingWeights) -> Any:
     """tf.function: [n] prepared strings → ([n, sequence_length] int word ids, [n, wide units] n-gram arm output)."""
-    words = model.get_layer("vectorize_words")
-    wide = _wide_arm(model)
-    if wide is None:
+    words = _word_ids(weights)
+    arm = weights.ngrams
+    if arm is None:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
         def words_only(texts):  # type: ignore[no-untyped-def]
@@ -95,11 +67,15 @@ def vectorizer(model: keras.Model) -> Any:
 
         return words_only
 
-    table, widths, folded_kernel, bias = wide
+    # Index 0 is the OOV bucket; unknown n-grams fall to it through the table's default, as in the layer.
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(arm.keys, np.arange(1, len(arm.keys) + 1, dtype=np.int64)), default_value=0
+    )
+    widths, bias = arm.widths, tf.constant(arm.bias)
     # One extra all-zero row, for the windows that straddle two texts: they are looked up like any n-gram (cheaper
     # than filtering them out) and add nothing.
-    folded = tf.constant(np.vstack([folded_kernel, np.zeros((1, folded_kernel.shape[1]), np.float32)]))
-    straddling = folded_kernel.shape[0]
+    folded = tf.constant(np.vstack([arm.folded_kernel, np.zeros((1, arm.folded_kernel.shape[1]), np.float32)]))
+    straddling = arm.folded_kernel.shape[0]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def words_and_ngrams(texts):  # type: ignore[no-untyped-def]
@@ -112,7 +88,7 @@ def vectorizer(model: keras.Model) -> Any:
             count = tf.maximum(tf.size(shifted) - width + 1, 0)
             key, same_text = shifted[:count], tf.ones([count], tf.bool)
             for k in range(1, width):
-                key = tf.bitwise.bitwise_or(tf.bitwise.left_shift(key, _CODE_POINT_BITS), shifted[k : k + count])
+                key = tf.bitwise.bitwise_or(tf.bitwise.left_shift(key, CODE_POINT_BITS), shifted[k : k + count])
                 same_text = same_text & tf.equal(row[:count], row[k : k + count])
             index = tf.where(same_text, table.lookup(key), straddling)
             # Owners ascend, so the sorted segment sum applies (several times faster than the unsorted one); it
@@ -122,20 +98,6 @@ def vectorizer(model: keras.Model) -> Any:
         return words(texts), tf.nn.relu(summed + bias)
 
     return words_and_ngrams
-
-
-def _lstm_tables(embedding: np.ndarray, layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray]:
-    """(token table [vocabulary, 4·units], recurrent kernel [units, 4·units]), with the sigmoid gates' 0.5 folded in."""
-    config = layer.get_config()
-    _require(
-        config["activation"] == "tanh" and config["recurrent_activation"] == "sigmoid" and config["use_bias"],
-        "an LSTM without tanh/sigmoid activations and a bias",
-    )
-    kernel, recurrent, bias = layer.get_weights()
-    units = recurrent.shape[0]
-    scale = np.full(4 * units, 0.5, dtype=np.float32)
-    scale[2 * units : 3 * units] = 1.0  # Keras's gate order is i, f, g (the candidate, tanh), o
-    return ((embedding @ kernel + bias) * scale).astype(np.float32), (recurrent * scale).astype(np.float32)
 
 
 def _packed_lstm(table: tf.Tensor, recurrent: tf.Tensor, ids: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
@@ -160,48 +122,14 @@ def _packed_lstm(table: tf.Tensor, recurrent: tf.Tensor, ids: tf.Tensor, starts:
     return tf.concat([tf.zeros([1, units]), flat], axis=0)
 
 
-def _softmax_head(inner: keras.Model, name: str) -> tuple[tf.Tensor, tf.Tensor] | None:
-    """(kernel, bias) of a softmax Dense layer of the classifier, or None when the model has no such head."""
-    if name not in {layer.name for layer in inner.layers}:
-        return None
-    head = inner.get_layer(name)
-    _require(head.get_config()["activation"] == "softmax", f"a {name} layer without softmax")
-    kernel, bias = (tf.constant(w) for w in head.get_weights())
-    return kernel, bias
-
-
-def has_category_head(model: keras.Model) -> bool:
-    """Whether the model was trained with the fine-category head (versions trained before it have the route only)."""
-    return "category" in {layer.name for layer in model.get_layer("classifier").layers}
-
-
-def category_count(model: keras.Model) -> int:
-    """How many fine categories the head names (0 without the head)."""
-    if not has_category_head(model):
-        return 0
-    return int(model.get_layer("classifier").get_layer("category").get_weights()[1].shape[0])
-
-
-def classifier(model: keras.Model) -> tuple[Any, bool]:
-    """(XLA function, bidirectional?). The function takes (ids, starts, ends, wide[, reversed ids]) from
-    serving.packing and returns a tuple of probabilities: ([slots, routes],) for a route-only model,
-    ([slots, routes], [slots, categories]) with the category head; see the module docstring for what it
-    precomputes."""
-    inner = model.get_layer("classifier")
-    names = {layer.name for layer in inner.layers}
-    embedding = inner.get_layer("embedding").get_weights()[0]
-    bidirectional = "bilstm" in names
-    if bidirectional:
-        pair = inner.get_layer("bilstm")
-        _require(pair.get_config()["merge_mode"] == "concat", "a BiLSTM not merged by concatenation")
-        directions = [_lstm_tables(embedding, pair.forward_layer), _lstm_tables(embedding, pair.backward_layer)]
-    else:
-        directions = [_lstm_tables(embedding, inner.get_layer("lstm"))]
-    tables = [(tf.constant(table), tf.constant(recurrent)) for table, recurrent in directions]
-    route, category = _softmax_head(inner, "route"), _softmax_head(inner, "category")
-    if route is None:
-        raise UnsupportedModel("the compiled predictor does not support a classifier without a route layer")
-    heads = [route] if category is None else [route, category]
+def classifier(weights: ServingWeights) -> Any:
+    """The XLA function: it takes (ids, starts, ends, wide[, reversed ids]) from serving.packing and returns a tuple
+    of probabilities: ([slots, routes],) for a route-only model, ([slots, routes], [slots, categories]) with the
+    category head; see the module docstring for what the weights hold precomputed."""
+    tables = [(tf.constant(table), tf.constant(recurrent)) for table, recurrent in weights.directions]
+    bidirectional = weights.bidirectional
+    heads = [(tf.constant(head.kernel), tf.constant(head.bias))
+             for head in (weights.route, weights.category) if head is not None]
 
     # reduce_retracing: one generic trace; XLA still compiles (and caches) one executable per concrete shape.
     @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
@@ -212,4 +140,4 @@ def classifier(model: keras.Model) -> tuple[Any, bool]:
         features = tf.concat([*parts, wide], axis=1)
         return tuple(tf.nn.softmax(features @ kernel + bias) for kernel, bias in heads)
 
-    return classify, bidirectional
+    return classify

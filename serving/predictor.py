@@ -37,6 +37,8 @@ from core.artifacts import MalformedMetaError, meta_path, read_meta  # noqa: E40
 from core.text import prepare_many  # noqa: E402
 from serving import compiled  # noqa: E402
 from serving.packing import Packed, pack  # noqa: E402
+from serving.weights import ServingWeights, from_keras  # noqa: E402
+from serving.weights import load as load_weights  # noqa: E402
 
 MAX_BATCH = 128
 # Packed rows per call: fine steps where a full batch lands (~30–50 rows of 120 tokens), coarse elsewhere.
@@ -101,10 +103,12 @@ class Predictor:
         self.labels: list[str] = list(self.meta.labels)
         self.thresholds: dict[str, float] = dict(self.meta.thresholds)
         self.sequence_length: int = int(self.meta.model.sequence_length)
-        self.model = keras.saving.load_model(model_file(version_path), compile=False)
-        self.categories: list[str] = self._category_labels()
-        self._vectorize = compiled.vectorizer(self.model)
-        self._classify, self._bidirectional = compiled.classifier(self.model)
+        model_file(version_path)  # checked even when the arrays are read: model.keras is the version's artifact
+        weights = load_weights(version_path) or _from_keras(version_path)
+        self.categories: list[str] = self._category_labels(weights.category_count)
+        self._bidirectional = weights.bidirectional
+        self._vectorize = compiled.vectorizer(weights)
+        self._classify = compiled.classifier(weights)
         self._length_sizes = length_sizes(self.sequence_length)
         self._wide_units = int(self._vectorize(tf.constant([""]))[1].shape[1])
         # The shapes XLA has compiled, replaced whole (never mutated) so the serving thread reads a consistent set
@@ -114,9 +118,8 @@ class Predictor:
         if warm_up:
             self.compile_all_shapes()
 
-    def _category_labels(self) -> list[str]:
+    def _category_labels(self, width: int) -> list[str]:
         """meta.json's fine labels, checked against the category head: a mismatch would name wrong categories."""
-        width = compiled.category_count(self.model)
         labels = self.meta.extra.get("categories", []) if width else []
         if not isinstance(labels, list) or len(labels) != width or not all(isinstance(x, str) for x in labels):
             raise MalformedMetaError(f"{meta_path(self.path)}: 'categories' should list the {width} fine labels of "
@@ -285,6 +288,11 @@ class Predictor:
                 )
             )
         return predictions
+
+
+def _from_keras(version_path: Path) -> ServingWeights:
+    """The serving arrays of a version saved without serving.npz (trained before it existed): from model.keras."""
+    return from_keras(keras.saving.load_model(model_file(version_path), compile=False))
 
 
 def _pad(packed: Packed, rows: int, length: int) -> Packed:

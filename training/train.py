@@ -172,6 +172,7 @@ def train(
     import keras
     import tensorflow as tf
 
+    from serving import weights as serving_weights
     from training import plots
     from training.model import ModelConfig, assemble, build_classifier, build_vectorizers, split_outputs
 
@@ -268,6 +269,8 @@ def train(
             assert (saved is None) == (trained is None)
             if saved is not None:
                 np.testing.assert_allclose(saved.numpy(), trained.numpy(), rtol=1e-5, atol=1e-6)
+        # What a worker serves from (serving/weights.py), taken from the reloaded file so the two cannot differ.
+        serving_weights.save(serving_weights.from_keras(reloaded), staging)
         history_dict = _history(history.history)
         plots.training_curves(history_dict, staging / "curves.png")
         plots.confusion(metrics, staging / "confusion.png")

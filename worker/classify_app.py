@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 import serving.predictor  # noqa: F401  (pre-fork TensorFlow import, see the module docstring)
 from core.artifacts import NoModelError
@@ -21,6 +21,7 @@ from core.messaging import configure_celery
 from core.runtime import Runtime
 from worker import assign_tasks, classify_tasks, context, mail_tasks, webhook_tasks  # noqa: F401  (tasks register)
 from worker.current_model import CurrentModel
+from worker.memory import freeze_before_fork
 
 settings = Settings.from_env()
 install_celery_logging(settings)
@@ -32,6 +33,13 @@ classify_tasks.use_batching(settings)
 model = CurrentModel(settings.model_dir)
 context.install(context.WorkerContext(runtime, model))
 heartbeat: Heartbeat | None = None  # this child's row in worker_heartbeats (core/heartbeats.py), after the fork
+
+
+@worker_init.connect
+def _before_pool(**_kwargs: object) -> None:
+    """The pool forks its children after this: keep the collector from copying the parent's heap into each one
+    (worker/memory.py)."""
+    freeze_before_fork()
 
 
 @worker_process_init.connect

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from core import metrics, model_store, registry
 from core.artifacts import NoModelError, current_version, resolve, set_current
 from core.orm import ModelVersion
+from worker.memory import release_free_heap
 
 log = logging.getLogger(__name__)
 RELOAD_CHECK_SECONDS = 2.0
@@ -249,9 +250,9 @@ class CurrentModel:
         log.info("serving model %s (loaded in %.1f s%s%s)", predictor.version, time.monotonic() - started,
                  replacing, compiling, extra={"model_version": predictor.version})
         if pending:
-            predictor.compile_rest_in_background(
-                lambda seconds: log.info("model %s: all %d shapes compiled (%.1f s in the background)",
-                                         predictor.version, len(predictor.shapes()), seconds))
+            predictor.compile_rest_in_background(lambda seconds: _all_compiled(predictor, seconds))
+        else:
+            release_free_heap()
         if self._watch and (self._watcher is None or not self._watcher.is_alive()):
             self._watcher = threading.Thread(target=self._watch_champion, name="model-watch", daemon=True)
             self._watcher.start()
@@ -283,6 +284,12 @@ class CurrentModel:
                     self._check(time.monotonic())
             except Exception as exc:  # noqa: BLE001 - the loaded version keeps serving; the next look retries
                 log.debug("champion check failed: %s", exc)
+
+
+def _all_compiled(predictor, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    log.info("model %s: all %d shapes compiled (%.1f s in the background)", predictor.version,
+             len(predictor.shapes()), seconds)
+    release_free_heap()  # XLA's and the load's working memory, and a replaced version's (worker/memory.py)
 
 
 def unusable_model(model_dir: Path, version: str | None, error: Exception) -> str:

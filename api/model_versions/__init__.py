@@ -3,12 +3,14 @@ how often agents re-route what it routed, its training curves and confusion matr
 to roll back, for admins only (an agent sees the page without them, and a POST of theirs gets 403).
 
 The registry (core/registry.py) does the work; it imports no TensorFlow, so neither does this page. Images are
-served from the version directories under MODEL_DIR, but only for registered versions and only the known file
-names (registry.IMAGES): no path from the request ever reaches the file system unchecked.
+served from the version directories under MODEL_DIR, or from the database's stored copy (core/model_store.py) when
+this machine's cache lacks the version, but only for registered versions and only the known file names
+(registry.IMAGES): no path from the request ever reaches the file system unchecked.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from pathlib import Path
@@ -22,7 +24,7 @@ from api.agents import add_nav_link
 from api.agents.auth import admin_required, admins_only_page, current_agent, login_required
 from api.agents.web import protect_agent_page
 from api.services import current_runtime, get_session
-from core import registry
+from core import model_store, registry
 from core.artifacts import NoModelError, current_version, read_meta
 from core.messaging import enqueue_retrain
 from core.orm import ModelVersion, utcnow
@@ -139,7 +141,20 @@ def image(version: str, name: str) -> Response:
     try:
         return send_file(path, mimetype="image/png", max_age=0)
     except FileNotFoundError:
+        return _stored_image(version, name)
+
+
+def _stored_image(version: str, name: str) -> Response:
+    """A plot this machine's MODEL_DIR lacks (its version was trained elsewhere and never fetched here), from the
+    database: the Models page looks the same on every machine."""
+    try:
+        content = model_store.read_file(get_session(), version, name)
+    except model_store.ArtifactError as exc:
+        log.error("%s", exc)
         abort(404)
+    if content is None:
+        abort(404)
+    return send_file(io.BytesIO(content), mimetype="image/png", max_age=0, download_name=name)
 
 
 @bp.post("/retrain")

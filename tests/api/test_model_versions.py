@@ -107,6 +107,24 @@ def test_images_only_known_files_of_registered_versions(signed_in, sessions, mod
         assert signed_in.get(url).status_code == 404, url
 
 
+@both_backends
+def test_a_plot_this_machine_lacks_is_served_from_the_database(signed_in, sessions, model_dir, tmp_path):
+    """Trained on another machine (its own MODEL_DIR), stored in the shared database, never fetched here."""
+    from core.artifacts import read_meta
+
+    elsewhere = tmp_path / "trainer-machine" / "models"
+    fake_version(elsewhere, "v9")
+    (elsewhere / "v9" / "curves.png").write_bytes(PNG)
+    (elsewhere / "v9" / "secret.png").write_bytes(PNG)  # stored too, but no name the page serves
+    in_unit_of_work(sessions, registry.register_candidate, read_meta(elsewhere / "v9"), "schedule", {},
+                    elsewhere / "v9")
+    assert not (model_dir / "v9").exists()
+    response = signed_in.get("/agent/models/v9/curves.png")
+    assert response.status_code == 200 and response.mimetype == "image/png" and response.data == PNG
+    for url in ("/agent/models/v9/confusion.png", "/agent/models/v9/secret.png", "/agent/models/v9/meta.json"):
+        assert signed_in.get(url).status_code == 404, url
+
+
 def test_retrain_button_queues_the_task_for_the_trainer(signed_in, broker):
     response = signed_in.post("/agent/models/retrain", data={"csrf_token": csrf_token(signed_in, "/agent/models")})
     assert response.status_code == 303

@@ -55,19 +55,26 @@ def corpus_texts() -> list[str]:
     return prepare_many(load(CORPUS).texts[:600])
 
 
+@pytest.mark.parametrize("source", ["model.keras", "serving.npz"])
 @pytest.mark.parametrize("config", [{}, {"wide": False}, {"bidirectional": True}, {"categories": CATEGORIES},
                                     {"wide": False, "bidirectional": True, "categories": CATEGORIES}],
                          ids=["lstm+ngrams", "lstm", "bilstm+ngrams", "lstm+ngrams+category", "bilstm+category"])
-def test_compiled_predictor_matches_the_keras_model(tmp_path, corpus_texts, config):
+def test_compiled_predictor_matches_the_keras_model(tmp_path, corpus_texts, config, source):
+    """Built from the Keras model (a version saved before serving.npz existed) or from the saved arrays alone (the
+    word ids then come from serving.compiled's own lookup, not the Keras layer)."""
     import keras
     import tensorflow as tf
 
     from core.text import prepare_many
+    from serving import weights
     from serving.predictor import Predictor
     from training.model import split_outputs
 
     path = save_untrained(tmp_path, corpus_texts, **config)
     reference_model = keras.saving.load_model(path / "model.keras", compile=False)
+    if source == "serving.npz":
+        weights.save(weights.from_keras(reference_model), path)
+        assert weights.load(path) is not None
     predictor = Predictor(path, warm_up=False)
 
     # 300 tickets: two full chunks of 128 and a partial one; plus single tickets and the edge cases.
@@ -129,7 +136,7 @@ def test_an_unsupported_layer_configuration_is_refused(corpus_texts):
     import keras
     from keras import layers
 
-    from serving import compiled
+    from serving import weights
     from training.model import ModelConfig, assemble, build_vectorizers
 
     words, _ = build_vectorizers(ModelConfig(sequence_length=24, wide=False), corpus_texts[:100])
@@ -137,5 +144,5 @@ def test_an_unsupported_layer_configuration_is_refused(corpus_texts):
     x = layers.Embedding(words.vocabulary_size(), 8, mask_zero=True, name="embedding")(ids)
     x = layers.LSTM(4, activation="relu", name="lstm")(x)
     classifier = keras.Model(ids, layers.Dense(3, activation="softmax", name="route")(x), name="classifier")
-    with pytest.raises(compiled.UnsupportedModel, match="tanh/sigmoid"):
-        compiled.classifier(assemble(words, None, classifier))
+    with pytest.raises(weights.UnsupportedModel, match="tanh/sigmoid"):
+        weights.from_keras(assemble(words, None, classifier))
