@@ -15,6 +15,7 @@ import hashlib
 import logging
 import math
 import time
+from functools import partial
 from typing import Any
 
 from flask import Flask, render_template, request
@@ -91,6 +92,7 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         key_prefix="furiwake-limits",
     )
     limiter.init_app(app)
+    _drop_app_wide_hooks(app, limiter)
     logging.getLogger("flask-limiter").addFilter(_outage_log)
     if settings.rate_limit_intake != RATE_LIMIT_OFF:
         for endpoint in INTAKE_ENDPOINTS:
@@ -100,6 +102,31 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     app.register_error_handler(RateLimitExceeded, _refused)
     app.extensions[EXTENSION] = limiter
     return limiter
+
+
+def _drop_app_wide_hooks(app: Flask, limiter: Limiter) -> None:
+    """Remove the hooks flask-limiter runs around every request of the app (before, after, teardown).
+
+    They serve what furiwake never configures: default, application and meta limits, X-RateLimit-* headers
+    (headers_enabled=False), deductions on a response (deduct_when) and the in-memory fallback. The limits it does
+    set wrap their views (_limit), and each such wrapper checks its limit itself; a refusal's Retry-After reads
+    the limit the wrapper recorded on the request. Left in, the hooks cost every request, intake included, about a
+    tenth of its CPU to conclude that nothing applies.
+    """
+    if limiter.limit_manager.default_limits or limiter.limit_manager.application_limits or limiter._meta_limits:
+        raise RuntimeError("app-wide rate limits need flask-limiter's request hooks")
+
+    def registered_by_limiter(hook: Any) -> bool:
+        return getattr(hook, "__self__", None) is limiter or (isinstance(hook, partial) and limiter in hook.args)
+
+    hook_lists: list[dict[Any, list[Any]]] = [app.before_request_funcs, app.after_request_funcs,
+                                              app.teardown_request_funcs]
+    for hooks in hook_lists:
+        app_wide = hooks.get(None, [])
+        kept = [hook for hook in app_wide if not registered_by_limiter(hook)]
+        if len(kept) != len(app_wide) - 1:
+            raise RuntimeError("flask-limiter's request hooks are not the ones this module knows how to remove")
+        hooks[None] = kept
 
 
 def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, key: Any) -> None:

@@ -57,6 +57,8 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def redact_email_addresses(text: str) -> str:
+    if "@" not in text:  # every match has one; most values (levels, names, ids, times) have none: skip the regex
+        return text
     return _EMAIL.sub(EMAIL_REDACTION, text)
 
 

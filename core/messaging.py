@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 from celery.utils import uuid as task_uuid
+from kombu import Producer
 
 from core.config import Settings
 
@@ -105,7 +106,7 @@ def configure_celery(app: Celery, settings: Settings) -> Celery:
     return app
 
 
-def enqueue_classification(app: Celery, ticket_ids: Iterable[str]) -> None:
+def enqueue_classification(app: Celery, ticket_ids: Iterable[str], producer: Producer | None = None) -> None:
     """Publish one classify message per ticket; raises if the broker is unreachable (callers decide).
 
     On every intake request, so it uses Celery's own two steps (`app.amqp.create_task_message`, then
@@ -114,10 +115,11 @@ def enqueue_classification(app: Celery, ticket_ids: Iterable[str]) -> None:
     ignored: `task_ignore_result`). The message is otherwise the one `send_task` sends. `declare=[]`: it goes
     through the default exchange straight to the queue its routing key names, which needs nothing declared (the
     worker declares its queues), so kombu's per-message declaration check is skipped; `argsrepr` spares Celery's
-    generic safe-repr of the arguments.
+    generic safe-repr of the arguments. With no `producer` (one its caller keeps: core.runtime.Runtime.producer),
+    one is borrowed from the app's pool for the call.
     """
     amqp = app.amqp
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire(producer) as producer:
         for ticket_id in ticket_ids:
             args = [str(ticket_id)]
             message = amqp.create_task_message(

@@ -29,8 +29,8 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import flask_login
-from flask import Flask, Response, abort, flash, redirect, render_template, request, url_for
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, Response, abort, flash, redirect, render_template, request, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -162,6 +162,25 @@ class AgentSessionInterface(SecureCookieSessionInterface):
         if app.testing:
             return False
         return request.is_secure or not is_loopback(request.host)
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """Flask's, without building the signing serializer (nor parsing cookies, when there is no Cookie header)
+        for a request that has no session cookie, as an API client's or a webhook's: an empty session, which is
+        what Flask's own answer would be."""
+        if app.secret_key and not (
+            request.environ.get("HTTP_COOKIE") and request.cookies.get(self.get_cookie_name(app))
+        ):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Flask's, without working out the cookie's attributes for a session that is empty and unchanged: it
+        sets no cookie then, only `Vary: Cookie` when the session was read."""
+        if not session and not session.modified:
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
 
 
 def cookie_will_be_dropped() -> bool:
