@@ -5,12 +5,6 @@ Nothing here may import TensorFlow, training or worker: the API image ships with
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import lru_cache
-from inspect import iscoroutinefunction
-from types import FunctionType, MethodType
-from typing import Any
-
 from flask import Flask
 
 from api import limits, locale, problems, security, services
@@ -18,26 +12,10 @@ from api.openapi import OPENAPI_CONFIG, ProblemApi
 from core.config import Settings
 
 
-class _App(Flask):
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        """Flask's, with its verdict remembered per function. Flask asks it of every hook and view on every
-        request, and inspect.iscoroutinefunction costs a dozen calls each time (about 1% of an intake request's
-        CPU) for an answer fixed when the function was defined."""
-        target = func.__func__ if isinstance(func, MethodType) else func
-        if isinstance(target, FunctionType) and not _coroutine_function(target):
-            return func
-        return super().ensure_sync(func)
-
-
-@lru_cache(maxsize=1024)  # bounded: a function made per request (a closure) must not pile up here
-def _coroutine_function(function: FunctionType) -> bool:
-    return iscoroutinefunction(function)
-
-
 def create_app(settings: Settings | None = None) -> Flask:
     """Settings default to the environment; tests pass their own (a temporary database, a test broker)."""
     settings = settings if settings is not None else Settings.from_env()
-    app = _App(__name__)
+    app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,

@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.processes import stop  # noqa: E402
+from bench.processes import free_port, stop  # noqa: E402
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -87,12 +86,6 @@ def wait_until_idle(groups: dict[str, int], limit_s: float = 120.0) -> None:
         if now - before < 0.05:
             return
         before = now
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def noop_rate(client: Celery, count: int) -> float:

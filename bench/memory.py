@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.processes import stop  # noqa: E402
+from bench.processes import free_port, stop  # noqa: E402
 
 EMBEDDED_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 
@@ -192,12 +191,6 @@ def measure_run(env: dict[str, str], home: Path, timeout: float) -> list[dict[st
         return measure_tree(run.pid)
     finally:
         stop([run])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> int:

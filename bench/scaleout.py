@@ -52,7 +52,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.e2e import (  # noqa: E402
     cpu_seconds,
-    free_port,
     noop_rate,
     percentile,
     post_ticket,
@@ -61,7 +60,7 @@ from bench.e2e import (  # noqa: E402
     wait_until_idle,
 )
 from bench.memory import wait_until  # noqa: E402
-from bench.processes import stop  # noqa: E402
+from bench.processes import free_port, stop  # noqa: E402
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
