@@ -1,26 +1,50 @@
-"""Route quality: the LSTM against the reference baseline (../shared/BASELINE.md), same rows, same run.
+"""Route quality on writers the model never saw: the LSTM against the reference baseline, same rows, several seeds.
 
-    python bench/quality.py [--only a|b] [--epochs N] [--json]
+    python bench/quality.py [--cases ja,rounds,offtopic,banking] [--seeds 3] [--arms shipped,lstm] [--epochs N]
+                            [--json]
 
-(a) bundled corpus → ../shared/datasets/ja_dev (evaluation only: never trained or tuned on)
-(b) Banking77 train + Bitext 20k → Banking77 test
-Both models train on exactly the same rows: the LSTM's training split (its other 20 % only drives early stopping).
-Rows: the shipped LSTM (+ character n-gram arm), the LSTM alone (--no-wide), and the baseline.
+Cases (train → test):
+  ja        data/tickets.tsv → ../shared/datasets/ja_dev (another writer; scoring only, never trained or chosen on)
+  rounds    the corpus's writing round 1 → its later rounds (the writer split used to choose between models:
+            round 2 was written after round 1 to add what it lacked, so a model that memorised round 1's hands fails)
+  offtopic  the `ja` case's models on bench/data/offtopic.tsv (written separately, evaluation only; truth Other):
+            the share sent to Account or Payment without review
+  banking   Banking77 train + Bitext 20k → Banking77 test
+Arms: `shipped` is the LSTM with the character n-gram arm (the default model), `lstm` the LSTM alone (--no-wide).
+shipped − lstm is what the n-gram arm adds; shipped − baseline (a linear model over all character n-grams, the
+n-gram arm without the 32-unit bottleneck) is what the LSTM adds over n-grams alone. Each LSTM model is
+calibrated and gets its review thresholds on its own validation split (training.train), as in production. The
+baseline (../shared/BASELINE.md) trains on exactly the LSTM's training rows of the same seed.
+
+Reported per model: mean ± standard deviation over the seeds, and the range, of accuracy, macro-F1, ECE, the share
+routed without review, and the accuracy among those.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT.parent / "shared" / "datasets"
+CORPUS = ROOT / "data" / "tickets.tsv"
+OFFTOPIC = ROOT / "bench" / "data" / "offtopic.tsv"
+LAST_OF_ROUND_1 = 4022  # data/README.md: round 1 is FW00001–FW04022, later rounds follow
+ARMS = {"shipped": "LSTM + char n-grams (shipped)", "lstm": "LSTM only (--no-wide)"}
+BASELINE = "baseline TF-IDF char 1-3 + LR"
+SEEDS = (20261124, 1, 2, 3, 4)
 
 
 def baseline_scores(train_texts: list[str], train_routes: list[str], test_texts: list[str],
@@ -38,64 +62,156 @@ def baseline_scores(train_texts: list[str], train_routes: list[str], test_texts:
             "macro_f1": float(f1_score(test_routes, predicted, average="macro"))}
 
 
-def lstm_scores(train_set, test_set, wide: bool, epochs: int) -> tuple[dict[str, float], list[int], float]:
-    from serving.predictor import Predictor
-    from training.metrics import score
+def model_config(arm: str, overrides: dict[str, Any]) -> Any:
     from training.model import ModelConfig
+
+    return replace(ModelConfig(wide=arm == "shipped"), **overrides)
+
+
+def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--set wide_units=128 --set label_smoothing=0.1` → (ModelConfig fields, TrainOptions fields), typed like
+    the defaults; for trying a lever against the shipped settings on the same seeds."""
+    from training.model import ModelConfig
+    from training.train import TrainOptions
+
+    model, train = {}, {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        for target, defaults in ((model, ModelConfig()), (train, TrainOptions())):
+            if hasattr(defaults, key):
+                kind = type(getattr(defaults, key))
+                target[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+                break
+        else:
+            raise SystemExit(f"--set {pair}: no such ModelConfig or TrainOptions field")
+    return model, train
+
+
+def lstm_scores(predictor: Any, test_set: Any) -> dict[str, float]:
+    from training.metrics import auto_routed, score
+
+    probabilities = predictor.probabilities(test_set.texts)
+    metrics = score(test_set.routes, probabilities)
+    kept = auto_routed(test_set.routes, probabilities, predictor.thresholds)
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"],
+            "auto_share": kept["share"], "auto_accuracy": kept["accuracy"]}
+
+
+def offtopic_scores(predictor: Any, offtopic: Any) -> dict[str, float]:
+    """Of questions whose truth is Other: the share sent to Account or Payment without review (and at all)."""
+    predictions = predictor.predict(offtopic.texts)
+    wrong = [p.route != "Other" for p in predictions]
+    unreviewed = [w and p.confidence >= predictor.thresholds.get(p.route, 0.0)
+                  for w, p in zip(wrong, predictions, strict=True)]
+    return {"to_account_or_payment": float(np.mean(wrong)), "without_review": float(np.mean(unreviewed))}
+
+
+def run_case(name: str, train_set: Any, test_set: Any, arms: list[str], seeds: list[int], epochs: int,
+             offtopic: Any = None, overrides: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+             ) -> list[dict[str, Any]]:
+    from serving.predictor import Predictor
     from training.train import TrainOptions, split, train
 
-    options = TrainOptions(epochs=epochs, model=ModelConfig(wide=wide))
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train(train_set, Path(tmp), options, progress=None)
-        predictor = Predictor(result.path, warm_up=False)
-        metrics = score(test_set.routes, predictor.probabilities(test_set.texts))
-    train_idx, _ = split(train_set.deduplicated(), options.validation_fraction, options.seed)
-    return ({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"]},
-            train_idx, time.monotonic() - started)
-
-
-def run_case(name: str, train_set, test_set, epochs: int) -> list[dict[str, object]]:
     train_set = train_set.deduplicated()
     rows = []
-    for wide, label in ((True, "LSTM + char n-grams (shipped)"), (False, "LSTM only (--no-wide)")):
-        scores, train_idx, seconds = lstm_scores(train_set, test_set, wide, epochs)
-        rows.append({"case": name, "model": label, "train_rows": len(train_idx), "test_rows": len(test_set),
-                     **scores, "train_s": round(seconds, 1)})
-        print(f"  {label}: {scores} ({seconds:.0f} s)", file=sys.stderr, flush=True)
-    texts = [train_set.examples[i].text for i in train_idx]
-    routes = [train_set.examples[i].route for i in train_idx]
-    rows.append({"case": name, "model": "baseline TF-IDF char 1-3 + LR", "train_rows": len(texts),
-                 "test_rows": len(test_set), **baseline_scores(texts, routes, test_set.texts, test_set.routes)})
+    for seed in seeds:
+        for arm in arms:
+            options = TrainOptions(epochs=epochs, seed=seed, model=model_config(arm, overrides[0]), **overrides[1])
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory() as tmp:
+                result = train(train_set, Path(tmp), options, progress=None)
+                predictor = Predictor(result.path, warm_up=False)
+                scores = lstm_scores(predictor, test_set)
+                rows.append({"case": name, "model": ARMS[arm], "seed": seed, **scores,
+                             "temperature": result.meta.metrics.validation["calibration"]["temperature"],
+                             "train_s": round(time.monotonic() - started, 1)})
+                if offtopic is not None:
+                    rows.append({"case": "offtopic", "model": ARMS[arm], "seed": seed,
+                                 **offtopic_scores(predictor, offtopic)})
+            print(f"  seed {seed} {ARMS[arm]}: {rows[-1 if offtopic is None else -2]}", file=sys.stderr, flush=True)
+        train_idx, _ = split(train_set, TrainOptions().validation_fraction, seed)
+        texts = [train_set.examples[i].text for i in train_idx]
+        routes = [train_set.examples[i].route for i in train_idx]
+        rows.append({"case": name, "model": BASELINE, "seed": seed,
+                     **baseline_scores(texts, routes, test_set.texts, test_set.routes)})
     return rows
+
+
+def corpus_rounds(path: Path) -> tuple[Any, Any]:
+    """(round 1, later rounds) of the bundled corpus, by the id column (FW00001 …)."""
+    from training.datasets import Dataset, load
+
+    corpus = load(path)
+    ids = [line.split("\t", 1)[0] for line in path.read_text(encoding="utf-8").split("\n")]
+    first, later = Dataset([]), Dataset([])
+    for example in corpus.examples:
+        line = int(example.source.rsplit(":", 1)[1])
+        number = int(re.sub(r"\D", "", ids[line - 1]))
+        (first if number <= LAST_OF_ROUND_1 else later).examples.append(example)
+    return first, later
+
+
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (case, model): mean, standard deviation, min and max of each figure over the seeds."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["case"], row["model"])].append(row)
+    out = []
+    for (case, model), members in groups.items():
+        figures = {}
+        for key in members[0]:
+            if key in ("case", "model", "seed") or not isinstance(members[0][key], float):
+                continue
+            values = np.array([m[key] for m in members], dtype=float)
+            figures[key] = {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values)),
+                            "min": float(np.nanmin(values)), "max": float(np.nanmax(values))}
+        out.append({"case": case, "model": model, "seeds": len(members), **figures})
+    return out
 
 
 def main() -> int:
     from training.datasets import load
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("a", "b"))
+    parser.add_argument("--cases", default="ja,rounds,offtopic,banking")
+    parser.add_argument("--seeds", type=int, default=3, help=f"how many seeds (at most {len(SEEDS)})")
+    parser.add_argument("--arms", default="shipped,lstm")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a ModelConfig or TrainOptions field (repeatable)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="the seed-format corpus (default: %(default)s)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows: list[dict[str, object]] = []
-    if args.only in (None, "a"):
-        print("(a) bundled corpus → ja_dev", file=sys.stderr, flush=True)
-        rows += run_case("(a) data/tickets.tsv → ja_dev", load(ROOT / "data" / "tickets.tsv"),
-                         load(SHARED / "ja_dev" / "ja_dev.tsv"), args.epochs)
-    if args.only in (None, "b"):
-        print("(b) Banking77 train + Bitext 20k → Banking77 test", file=sys.stderr, flush=True)
+    overrides = parse_overrides(args.set)
+    cases, arms = args.cases.split(","), args.arms.split(",")
+    if not set(arms) <= set(ARMS) or not set(cases) <= {"ja", "rounds", "offtopic", "banking"}:
+        parser.error(f"arms are {', '.join(ARMS)}; cases are ja, rounds, offtopic, banking")
+    seeds = list(SEEDS[:max(1, min(args.seeds, len(SEEDS)))])
+    rows: list[dict[str, Any]] = []
+    offtopic = load(OFFTOPIC) if "offtopic" in cases else None
+    if "ja" in cases or offtopic is not None:
+        print(f"{args.corpus} → ja_dev", file=sys.stderr, flush=True)
+        rows += run_case("corpus → ja_dev", load(args.corpus), load(SHARED / "ja_dev" / "ja_dev.tsv"),
+                         arms, seeds, args.epochs, offtopic, overrides)
+    if "rounds" in cases:
+        print("corpus round 1 → later rounds", file=sys.stderr, flush=True)
+        rows += run_case("corpus round 1 → rounds 2+", *corpus_rounds(args.corpus), arms, seeds, args.epochs,
+                         overrides=overrides)
+    if "banking" in cases:
+        print("Banking77 train + Bitext 20k → Banking77 test", file=sys.stderr, flush=True)
         english = load(SHARED / "banking77" / "train.csv", "banking77")
         english.extend(load(SHARED / "bitext_customer_support_20k" / "TrainingdatasetBitextsample.csv", "bitext"))
-        rows += run_case("(b) Banking77+Bitext20k → Banking77 test", english,
-                         load(SHARED / "banking77" / "test.csv", "banking77"), args.epochs)
+        rows += run_case("Banking77+Bitext20k → Banking77 test", english,
+                         load(SHARED / "banking77" / "test.csv", "banking77"), arms, seeds, args.epochs,
+                         overrides=overrides)
+    table = summary(rows)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
-    else:
-        print(f"{'case':42s} {'model':32s} {'train':>6s} {'test':>5s} {'accuracy':>9s} {'macro-F1':>9s}")
-        for r in rows:
-            print(f"{r['case']:42s} {r['model']:32s} {r['train_rows']:6d} {r['test_rows']:5d} "
-                  f"{r['accuracy']:9.4f} {r['macro_f1']:9.4f}")
+        print(json.dumps({"runs": rows, "summary": table}, ensure_ascii=False))
+        return 0
+    for row in table:
+        figures = "  ".join(f"{key} {v['mean']:.3f}±{v['std']:.3f} [{v['min']:.3f}–{v['max']:.3f}]"
+                            for key, v in row.items() if isinstance(v, dict) and key != "train_s")
+        print(f"{row['case']:34s} {row['model']:32s} seeds {row['seeds']}  {figures}")
     return 0
 
 

@@ -154,6 +154,7 @@ def as_dict(row: ModelVersion, override: Override | None = None) -> dict[str, An
         "validation_macro_f1": validation.get("macro_f1"),
         "validation_accuracy": validation.get("accuracy"),
         "calibration_error": validation.get("ece"),
+        "calibration": validation.get("calibration") or {},  # temperature, target precision (training.calibration)
         "thresholds": row.metrics.get("thresholds") or {},
         "evaluation": evaluation,
         "routed": override.routed if override else 0,

@@ -1,7 +1,7 @@
 """Loaders for the seed TSV (the prototype's format) and the shared English datasets, all mapped to routes.
 
 Every loader returns `Dataset`: examples with their gold route and fine category (the dataset's own label: the
-corpus's 18 categories, Banking77's intents, Bitext's categories), plus how many unusable rows it dropped and why.
+corpus's 19 categories, Banking77's intents, Bitext's categories), plus how many unusable rows it dropped and why.
 Malformed input raises `DatasetError` naming the file and line, for the CLI to print without a traceback.
 """
 

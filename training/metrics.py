@@ -10,6 +10,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from core.routes import ROUTES
 
+MAX_THRESHOLD = 0.99  # a route whose target is never reached sends all but its surest tickets to review
+
 
 def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     """Weighted mean |accuracy − confidence| over equal-width confidence bins (Guo et al. 2017)."""
@@ -64,9 +66,10 @@ def category_scores(gold: Sequence[str | None], probabilities: np.ndarray, label
 
 
 def review_thresholds(
-    gold: Sequence[str], probabilities: np.ndarray, target_precision: float = 0.9, labels: Sequence[str] = ROUTES
+    gold: Sequence[str], probabilities: np.ndarray, target_precision: float = 0.97, labels: Sequence[str] = ROUTES
 ) -> dict[str, float]:
-    """Per route, the lowest confidence at which predictions of that route reach `target_precision` on held-out rows.
+    """Per route, the lowest confidence at which predictions of that route reach `target_precision` on held-out rows
+    (calibrated probabilities, training.calibration); MAX_THRESHOLD where no confidence reaches it.
 
     Tickets predicted below their route's threshold go to `needs_review` instead of straight to a queue.
     """
@@ -77,14 +80,25 @@ def review_thresholds(
     thresholds = {}
     for index, route in enumerate(labels):
         mask = predicted == index
-        chosen = 0.9
-        for t in np.arange(0.34, 0.91, 0.02):
+        chosen = MAX_THRESHOLD
+        for t in np.arange(0.34, MAX_THRESHOLD, 0.01):
             kept = mask & (confidence >= t)
             if kept.sum() >= 5 and (gold_index[kept] == index).mean() >= target_precision:
                 chosen = float(t)
                 break
         thresholds[route] = round(chosen, 2)
     return thresholds
+
+
+def auto_routed(gold: Sequence[str], probabilities: np.ndarray, thresholds: dict[str, float],
+                labels: Sequence[str] = ROUTES) -> dict[str, float]:
+    """What the review thresholds do to a set: the share routed without review and the accuracy among those."""
+    labels = list(labels)
+    predicted = probabilities.argmax(axis=1)
+    confident = probabilities.max(axis=1) >= np.array([thresholds.get(labels[i], 0.0) for i in predicted])
+    correct = np.array([labels[p] == g for p, g in zip(predicted, gold, strict=True)])
+    return {"share": float(confident.mean()) if len(gold) else 0.0,
+            "accuracy": float(correct[confident].mean()) if confident.any() else float("nan")}
 
 
 def format_report(metrics: dict[str, Any]) -> str:

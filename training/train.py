@@ -26,6 +26,7 @@ import numpy as np
 from core.artifacts import ArtifactMeta, Metrics, ModelSettings, TrainCounts, set_current, write_meta
 from core.routes import ROUTES
 from core.text import prepare_many
+from training import calibration
 from training.datasets import Dataset
 from training.metrics import category_scores, review_thresholds, score
 
@@ -42,7 +43,7 @@ class TrainOptions:
     balance: str = "weights"  # class weights; "cap" = the prototype's per-route cap; "none"
     cap: int | None = None  # for balance="cap": rows per route (default: the smallest route's count)
     patience: int = 3
-    target_precision: float = 0.9  # for the per-route review thresholds
+    target_precision: float = 0.97  # per route, among tickets routed without review (training.metrics)
     sequence_percentile: float = 95.0
     model: Any = None  # training.model.ModelConfig; None = defaults (kept untyped so TF loads lazily)
     sample_weights: dict[str, float] = field(default_factory=dict)  # per Example.origin; 1.0 where absent
@@ -243,10 +244,18 @@ def train(
         ],
     )
     model = assemble(words, ngrams, classifier)
-    val_probabilities, val_category_probabilities = split_outputs(
+    raw_probabilities, val_category_probabilities = split_outputs(
         model.predict(tf.constant(val_texts), batch_size=256, verbose=0))
+    raw_probabilities = np.asarray(raw_probabilities)
     val_gold = [ROUTES[i] for i in y_val]
+    temperature = calibration.fit_temperature(raw_probabilities, y_val)
+    calibration.fold_into_head(classifier.get_layer("route"), temperature)
+    val_probabilities = calibration.scaled(raw_probabilities, temperature)
     metrics = score(val_gold, val_probabilities)
+    # ECE after scaling is measured on the rows T was fitted on (one parameter, so only slightly flattering);
+    # bench/quality.py measures it on writers the model never saw.
+    metrics["calibration"] = {"temperature": temperature, "ece_before": score(val_gold, raw_probabilities)["ece"],
+                              "target_precision": options.target_precision}
     if val_category_probabilities is not None:
         metrics["category"] = category_scores([fine[i] for i in val_idx], val_category_probabilities, categories)
     thresholds = review_thresholds(val_gold, val_probabilities, options.target_precision)
@@ -257,7 +266,7 @@ def train(
     fine_figures = (f"; fine category ({len(categories)}) accuracy {metrics['category']['accuracy']:.4f}"
                     if categories else "")
     _say(progress, f"[5/5] validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
-         f"{fine_figures}; saving version {version}")
+         f"{fine_figures}; temperature {temperature:g}; review thresholds {thresholds}; saving version {version}")
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = model_dir / f".staging-{version}-{os.getpid()}"
     staging.mkdir()

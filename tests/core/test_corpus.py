@@ -22,7 +22,7 @@ from training.datasets import load
 CATEGORIES = [
     "Account - Login", "Account - Password", "Account - Registration", "Account - Profile", "Account - Deletion",
     "Account - Security", "Payment - Method", "Payment - Billing", "Payment - Refund", "Payment - Subscription",
-    "Shipping", "Product", "Bug", "Feature Request", "Usage", "Campaign", "Feedback", "Spam",
+    "Shipping", "Product", "Bug", "Feature Request", "Usage", "Campaign", "Feedback", "Spam", "Off-topic",
 ]
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 SIMILARITY_BOUND = 0.6

@@ -29,8 +29,8 @@ def test_artifact_directory_is_complete(trained_model_dir):
     assert meta.counts.train is not None and meta.counts.validation is not None
     assert meta.counts.train + meta.counts.validation == meta.counts.rows
     assert meta.metrics.validation["accuracy"] > 0.7
-    # The fine categories: the corpus's 18, in the head's order; far above chance (1/18) after a few epochs.
-    assert meta.extra["categories"] == load(CORPUS).category_labels() and len(meta.extra["categories"]) == 18
+    # The fine categories: the corpus's 19, in the head's order; far above chance (1/19) after a few epochs.
+    assert meta.extra["categories"] == load(CORPUS).category_labels() and len(meta.extra["categories"]) == 19
     fine = meta.metrics.validation["category"]
     assert fine["n"] == meta.counts.validation and fine["accuracy"] > 0.4 and fine["macro_f1"] > 0.3
 
@@ -71,7 +71,7 @@ def test_reloaded_model_and_compiled_predictor_agree_with_the_trained_model(trai
     assert single.route == max(single.probabilities, key=single.probabilities.get)
     assert sum(single.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert predictor.probabilities([]).shape == (0, 3)
-    assert predictor.scores([]).categories.shape == (0, 18)
+    assert predictor.scores([]).categories.shape == (0, 19)
 
 
 def test_predictions_carry_a_fine_category_of_the_trained_label_set(trained_model_dir):
@@ -83,7 +83,7 @@ def test_predictions_carry_a_fine_category_of_the_trained_label_set(trained_mode
     assert predictor.categories == read_meta(resolve(None, trained_model_dir)).extra["categories"]
     for prediction in predictions:
         assert prediction.category in predictor.categories
-        assert 1 / 18 < prediction.category_confidence <= 1.0  # the argmax of 18 probabilities summing to 1
+        assert 1 / 19 < prediction.category_confidence <= 1.0  # the argmax of 19 probabilities summing to 1
     # The category agrees with the route on tickets this plain (the corpus's categories are named by route).
     assert [p.category.split(" - ")[0] for p in predictions[:2]] == ["Account", "Payment"]
     assert predictions[2].category == "Shipping"

@@ -36,13 +36,15 @@ def runtime(app: Flask):
 
 
 def trained(model_dir: Path, version: str, *, ece: float | None = 0.0312,
-            thresholds: dict[str, float] | None = None) -> str:
+            thresholds: dict[str, float] | None = None, calibration: dict[str, float] | None = None) -> str:
     """A version as `furiwake train` leaves it: its meta.json has the review thresholds and the validation ECE."""
     fake_version(model_dir, version)
     path = model_dir / version / "meta.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
     if ece is not None:
         meta["metrics"]["validation"]["ece"] = ece
+    if calibration is not None:
+        meta["metrics"]["validation"]["calibration"] = calibration
     meta["labels"] = ["Account", "Payment", "Other"]
     meta["thresholds"] = THRESHOLDS if thresholds is None else thresholds
     path.write_text(json.dumps(meta), encoding="utf-8")
@@ -85,7 +87,8 @@ def test_the_page_shows_each_versions_calibration_and_review_thresholds(signed_i
                                                                         model_dir: Path) -> None:
     set_current(model_dir, trained(model_dir, "v0"))
     in_unit_of_work(runtime.sessions, registry.sync, model_dir)
-    trained(model_dir, "v1", ece=0.0457, thresholds={"Account": 0.5, "Payment": 0.66, "Other": 0.74})
+    trained(model_dir, "v1", ece=0.0457, thresholds={"Account": 0.5, "Payment": 0.66, "Other": 0.74},
+            calibration={"temperature": 1.8412, "ece_before": 0.061, "target_precision": 0.97})
     in_unit_of_work(runtime.sessions, registry.register_candidate, read_meta(model_dir / "v1"), "button",
                     {"by_source": {"corpus": 90, "corrections": 8, "resolved": 2}})
     listed = {row["version"]: row for row in signed_in.get("/agent/models/versions.json").get_json()}
@@ -95,6 +98,7 @@ def test_the_page_shows_each_versions_calibration_and_review_thresholds(signed_i
     assert "calibration error (ECE) 0.0312" in text and "calibration error (ECE) 0.0457" in text
     assert "review below: Account 0.62 · Payment 0.58 · Other 0.90" in text
     assert "review below: Account 0.50 · Payment 0.66 · Other 0.74" in text
+    assert "temperature 1.84, target precision 0.97" in text and text.count("target precision") == 1  # v0 has none
     assert "REVIEW_THRESHOLDS replaces them" not in text  # none configured
 
 
