@@ -17,7 +17,8 @@ calibrated and gets its review thresholds on its own validation split (training.
 baseline (../shared/BASELINE.md) trains on exactly the LSTM's training rows of the same seed.
 
 Reported per model: mean ± standard deviation over the seeds, and the range, of accuracy, macro-F1, ECE, the share
-routed without review, and the accuracy among those.
+routed without review, and the accuracy among those; and the model's own validation macro-F1, whose spread over
+seeds is the retraining noise RETRAIN_MIN_GAIN must stand above (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     from training.model import ModelConfig
     from training.train import TrainOptions
 
-    model, train = {}, {}
+    model: dict[str, Any] = {}
+    train: dict[str, Any] = {}
     for pair in pairs:
         key, _, raw = pair.partition("=")
         for target, defaults in ((model, ModelConfig()), (train, TrainOptions())):
@@ -122,8 +124,10 @@ def run_case(name: str, train_set: Any, test_set: Any, arms: list[str], seeds: l
                 result = train(train_set, Path(tmp), options, progress=None)
                 predictor = Predictor(result.path, warm_up=False)
                 scores = lstm_scores(predictor, test_set)
+                validation = result.meta.metrics.validation
                 rows.append({"case": name, "model": ARMS[arm], "seed": seed, **scores,
-                             "temperature": result.meta.metrics.validation["calibration"]["temperature"],
+                             "validation_macro_f1": validation["macro_f1"],
+                             "temperature": validation["calibration"]["temperature"],
                              "train_s": round(time.monotonic() - started, 1)})
                 if offtopic is not None:
                     rows.append({"case": "offtopic", "model": ARMS[arm], "seed": seed,

@@ -38,6 +38,17 @@ def _route_map(settings: Settings) -> RouteMap:
     return RouteMap.load(settings.route_map_file)
 
 
+def _precision(text: str) -> float:
+    """argparse type of --target-precision: a number within 0.5..0.999 (argparse turns the error into one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.5 <= value <= 0.999:
+        raise argparse.ArgumentTypeError(f"{value} is not within 0.5..0.999")
+    return value
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from training.model import ModelConfig
     from training.train import TrainOptions, train
@@ -49,6 +60,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
           f"({', '.join(f'{k}: {v}' for k, v in dataset.dropped.items()) or 'none'})", flush=True)
     options = TrainOptions(
         epochs=args.epochs, balance=args.balance, cap=args.cap, seed=args.seed,
+        target_precision=args.target_precision,
         model=ModelConfig(wide=not args.no_wide, bidirectional=args.bidirectional),
     )
     out = args.out or settings.model_dir
@@ -190,6 +202,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--balance", choices=("weights", "cap", "none"), default="weights")
     p.add_argument("--cap", type=int, help="rows per route with --balance cap (default: the rarest route's count)")
     p.add_argument("--seed", type=int, default=20261124)
+    p.add_argument("--target-precision", type=_precision, default=0.97, metavar="P",
+                   help="per route, the precision the review thresholds keep among tickets routed without review "
+                        "(default: %(default)s)")
     p.add_argument("--no-wide", action="store_true", help="LSTM only, without the character n-gram arm")
     p.add_argument("--bidirectional", action="store_true", help="BiLSTM instead of LSTM")
     p.add_argument("--no-current", action="store_true", help="do not make the new version the current model")

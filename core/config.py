@@ -266,7 +266,7 @@ class RetrainSettings:
     """How the router retrains itself from its agents' work (RETRAIN_* variables; README's configuration table)."""
 
     schedule: str = "0 3 * * *"  # nightly at 03:00 Asia/Tokyo
-    min_gain: float = 0.005  # the challenger's macro-F1 must beat the champion's by more than this
+    min_gain: float = 0.01  # the challenger's macro-F1 must beat the champion's by more (above seed noise)
     max_corpus_drop: float = 0.03  # ... and lose at most this much macro-F1 on the corpus part of the set
     weight_corpus: float = 1.0
     weight_correction: float = 2.0
@@ -275,6 +275,7 @@ class RetrainSettings:
     eval_corrections: int = 500  # the newest held-out corrections in the evaluation set
     max_resolved: int = 20_000  # newest resolved, uncorrected tickets used for training
     epochs: int = 20
+    target_precision: float = 0.97  # per route, among tickets routed without review (the review thresholds)
     lease_seconds: int = 300  # a crashed trainer blocks the next retrain at most this long
     keep_versions: int = 10  # model directories kept besides the champion's; older ones are pruned after a retrain
     corpus: Path | None = None  # None: the bundled data/tickets.tsv
@@ -293,6 +294,7 @@ class RetrainSettings:
             eval_corrections=_int(env, "RETRAIN_EVAL_CORRECTIONS", cls.eval_corrections),
             max_resolved=_int(env, "RETRAIN_MAX_RESOLVED", cls.max_resolved),
             epochs=_int(env, "RETRAIN_EPOCHS", cls.epochs),
+            target_precision=_float(env, "RETRAIN_TARGET_PRECISION", cls.target_precision, 0.5, 0.999),
             lease_seconds=_int(env, "RETRAIN_LEASE_SECONDS", cls.lease_seconds),
             keep_versions=_int(env, "RETRAIN_KEEP_VERSIONS", cls.keep_versions),
             corpus=Path(corpus).resolve() if corpus else None,

@@ -46,7 +46,7 @@ def split_outputs(outputs: Any) -> tuple[Any, Any | None]:
 class ModelConfig:
     max_tokens: int = 15_000
     sequence_length: int = 64
-    embedding_dim: int = 128
+    embedding_dim: int = 64  # 128 until 2026-12-04: 64 generalises better to later writing rounds (docs/quality.md)
     lstm_units: int = 64
     bidirectional: bool = False
     wide: bool = True

@@ -325,7 +325,8 @@ def _retrain(
         champion_version = registry.sync(session, model_dir)
     with runtime.unit_of_work() as session:
         data = build_data(session, settings, load_corpus(settings))
-    base = options or TrainOptions(epochs=settings.retrain.epochs, validation_fraction=INNER_VALIDATION)
+    base = options or TrainOptions(epochs=settings.retrain.epochs, validation_fraction=INNER_VALIDATION,
+                                   target_precision=settings.retrain.target_precision)
     train_options = replace(base, sample_weights={**data.weights, **base.sample_weights})
     fingerprint = input_hash(data, train_options)
     # "categories": what the API lists as the fine labels an agent may pick (it cannot read meta.json's via Keras).

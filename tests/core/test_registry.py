@@ -435,16 +435,19 @@ def test_decision_needs_the_margin_and_no_forgetting():
 def test_retrain_settings_from_the_environment():
     settings = Settings.from_env({"RETRAIN_SCHEDULE": "30 2 * * 1-5", "RETRAIN_MIN_GAIN": "0.01",
                                   "RETRAIN_WEIGHT_CORRECTION": "3", "RETRAIN_HOLDOUT_PERCENT": "10",
-                                  "RETRAIN_MAX_CORPUS_DROP": "0.05", "RETRAIN_KEEP_VERSIONS": "3"})
+                                  "RETRAIN_MAX_CORPUS_DROP": "0.05", "RETRAIN_KEEP_VERSIONS": "3",
+                                  "RETRAIN_TARGET_PRECISION": "0.95"})
     assert settings.retrain.schedule == "30 2 * * 1-5" and settings.retrain.min_gain == 0.01
     assert settings.retrain.weight_correction == 3.0 and settings.retrain.holdout_percent == 10
     assert settings.retrain.max_corpus_drop == 0.05 and settings.retrain.keep_versions == 3
+    assert settings.retrain.target_precision == 0.95
     assert Settings.from_env({}).retrain == RetrainSettings()
     for env, name in (({"RETRAIN_SCHEDULE": "nightly"}, "RETRAIN_SCHEDULE"),
                       ({"RETRAIN_MIN_GAIN": "lots"}, "RETRAIN_MIN_GAIN"),
                       ({"RETRAIN_WEIGHT_RESOLVED": "-1"}, "RETRAIN_WEIGHT_RESOLVED"),
                       ({"RETRAIN_HOLDOUT_PERCENT": "95"}, "RETRAIN_HOLDOUT_PERCENT"),
-                      ({"RETRAIN_KEEP_VERSIONS": "-1"}, "RETRAIN_KEEP_VERSIONS")):
+                      ({"RETRAIN_KEEP_VERSIONS": "-1"}, "RETRAIN_KEEP_VERSIONS"),
+                      ({"RETRAIN_TARGET_PRECISION": "1"}, "RETRAIN_TARGET_PRECISION")):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env(env)
 

@@ -72,7 +72,7 @@ def _categories(model_dir, version, texts):
 
 @both
 def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, sessions, runtime):
-    from training.retrain import holdout_bucket, retrain
+    from training.retrain import holdout_bucket, load_corpus, retrain
 
     v1 = support.champion_into(settings.model_dir)
     # 250 corrections: enough held-out ones (~50) that what they teach outweighs a tiny model's noise on the corpus.
@@ -100,7 +100,8 @@ def test_corrections_are_learnt_and_the_challenger_is_promoted(settings, session
         evaluation["champion"]["parts"]["corrections"]["accuracy"])
     assert rows[v2].train_counts["by_source"]["corrections"] > 50
     categories = rows[v2].train_counts["categories"]  # what the API lists, without reading meta.json
-    assert PREMIUM in categories and categories == sorted(categories) and len(categories) == 19
+    corpus_labels = len(load_corpus(settings).category_labels())  # the corpus's own, and the agents' new one
+    assert PREMIUM in categories and categories == sorted(categories) and len(categories) == corpus_labels + 1
     assert evaluation["candidate"]["category"]["n"] == evaluation["eval_set"]["n"]  # every row has a fine label
     assert evaluation["candidate"]["category"]["accuracy"] > evaluation["champion"]["category"]["accuracy"]
     assert (settings.model_dir / v2 / "evaluation.png").is_file()
