@@ -18,7 +18,7 @@ from typing import Any
 from cli.database import existing_database
 from cli.errors import CLIError
 from core.artifacts import resolve
-from core.config import Settings
+from core.config import DEFAULT_TARGET_PRECISION, Settings
 from core.routes import RouteMap
 from training.datasets import FORMATS, Dataset, guess_format, load
 
@@ -146,7 +146,8 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from training.retrain import INNER_VALIDATION, retrain
     from training.train import TrainOptions
 
-    options = TrainOptions(epochs=args.epochs, validation_fraction=INNER_VALIDATION) if args.epochs else None
+    options = TrainOptions(epochs=args.epochs, validation_fraction=INNER_VALIDATION,
+                           target_precision=settings.retrain.target_precision) if args.epochs else None
     with existing_database(settings) as runtime:
         outcome = retrain(runtime, trigger="cli", force=args.force, options=options,
                           progress=None if args.json else (lambda m: print(m, flush=True)))
@@ -202,7 +203,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--balance", choices=("weights", "cap", "none"), default="weights")
     p.add_argument("--cap", type=int, help="rows per route with --balance cap (default: the rarest route's count)")
     p.add_argument("--seed", type=int, default=20261124)
-    p.add_argument("--target-precision", type=_precision, default=0.97, metavar="P",
+    p.add_argument("--target-precision", type=_precision, default=DEFAULT_TARGET_PRECISION, metavar="P",
                    help="per route, the precision the review thresholds keep among tickets routed without review "
                         "(default: %(default)s)")
     p.add_argument("--no-wide", action="store_true", help="LSTM only, without the character n-gram arm")

@@ -261,6 +261,11 @@ def _schedule(raw: str) -> str:
     return raw
 
 
+# Per route, the precision kept among tickets routed without review: what every trained model's review thresholds
+# are chosen for (training.metrics.review_thresholds; docs/quality.md).
+DEFAULT_TARGET_PRECISION = 0.97
+
+
 @dataclass(frozen=True)
 class RetrainSettings:
     """How the router retrains itself from its agents' work (RETRAIN_* variables; README's configuration table)."""
@@ -275,7 +280,7 @@ class RetrainSettings:
     eval_corrections: int = 500  # the newest held-out corrections in the evaluation set
     max_resolved: int = 20_000  # newest resolved, uncorrected tickets used for training
     epochs: int = 20
-    target_precision: float = 0.97  # per route, among tickets routed without review (the review thresholds)
+    target_precision: float = DEFAULT_TARGET_PRECISION
     lease_seconds: int = 300  # a crashed trainer blocks the next retrain at most this long
     keep_versions: int = 10  # model directories kept besides the champion's; older ones are pruned after a retrain
     corpus: Path | None = None  # None: the bundled data/tickets.tsv

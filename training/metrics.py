@@ -66,7 +66,7 @@ def category_scores(gold: Sequence[str | None], probabilities: np.ndarray, label
 
 
 def review_thresholds(
-    gold: Sequence[str], probabilities: np.ndarray, target_precision: float = 0.97, labels: Sequence[str] = ROUTES
+    gold: Sequence[str], probabilities: np.ndarray, target_precision: float, labels: Sequence[str] = ROUTES
 ) -> dict[str, float]:
     """Per route, the lowest confidence at which predictions of that route reach `target_precision` on held-out rows
     (calibrated probabilities, training.calibration); MAX_THRESHOLD where no confidence reaches it.

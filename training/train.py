@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.artifacts import ArtifactMeta, Metrics, ModelSettings, TrainCounts, set_current, write_meta
+from core.config import DEFAULT_TARGET_PRECISION
 from core.routes import ROUTES
 from core.text import prepare_many
 from training import calibration
@@ -43,7 +44,7 @@ class TrainOptions:
     balance: str = "weights"  # class weights; "cap" = the prototype's per-route cap; "none"
     cap: int | None = None  # for balance="cap": rows per route (default: the smallest route's count)
     patience: int = 3
-    target_precision: float = 0.97  # per route, among tickets routed without review (training.metrics)
+    target_precision: float = DEFAULT_TARGET_PRECISION  # for the per-route review thresholds
     sequence_percentile: float = 95.0
     model: Any = None  # training.model.ModelConfig; None = defaults (kept untyped so TF loads lazily)
     sample_weights: dict[str, float] = field(default_factory=dict)  # per Example.origin; 1.0 where absent
