@@ -58,10 +58,11 @@ def _start_child(**_kwargs: object) -> None:
     except Exception:  # noqa: BLE001 - anything else: the tasks report it again per batch
         logging.getLogger(__name__).warning("worker child started without a model", exc_info=True)
     # Readiness across machines: /readyz and `furiwake run` read this row. Written only now, after the load, so
-    # "serving" is never claimed before the model can route; a later hot reload shows at the next beat.
+    # "serving" is never claimed before the model can route; a later hot swap beats at once (CurrentModel._serve).
     global heartbeat
     heartbeat = Heartbeat(runtime.unit_of_work, lambda: model.version)
     heartbeat.start()
+    model.on_serve = heartbeat.wake
 
 
 @worker_process_shutdown.connect

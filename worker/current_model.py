@@ -61,6 +61,7 @@ class CurrentModel:
         self._watch = False  # a worker child watches the champion on a thread of its own (reset_after_fork)
         self._watcher: threading.Thread | None = None
         self._closed = threading.Event()
+        self.on_serve: Callable[[], None] | None = None  # called after each swap (a worker child: heartbeat.wake)
 
     def close(self) -> None:
         """Stop the watcher thread (a child exiting, a test ending); the loaded version stops compiling."""
@@ -249,6 +250,8 @@ class CurrentModel:
         compiling = f"; {pending} more shapes compiling in the background" if pending else ""
         log.info("serving model %s (loaded in %.1f s%s%s)", predictor.version, time.monotonic() - started,
                  replacing, compiling, extra={"model_version": predictor.version})
+        if self.on_serve is not None:
+            self.on_serve()
         if pending:
             predictor.compile_rest_in_background(lambda seconds: _all_compiled(predictor, seconds))
         else:

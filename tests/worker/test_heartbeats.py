@@ -49,6 +49,26 @@ def test_a_heartbeat_is_written_at_once_refreshed_and_removed_on_stop(tmp_path: 
     runtime.dispose()
 
 
+def test_wake_beats_at_once_instead_of_at_the_next_interval(tmp_path: Path, sqlite_url: str) -> None:
+    """A hot-swapped model (worker.current_model calls wake) shows in the row within moments, not BEAT_EVERY_S."""
+    runtime = _runtime(tmp_path, sqlite_url)
+    version = ["20261203-aaaa"]
+    beat = heartbeats.Heartbeat(runtime.unit_of_work, lambda: version[0], every_s=3600)
+    try:
+        beat.start()
+        assert _rows(runtime)[0].model_version == "20261203-aaaa"
+        version[0] = "20261204-bbbb"
+        beat.wake()
+        deadline = time.monotonic() + 5
+        while _rows(runtime)[0].model_version != "20261204-bbbb":
+            assert time.monotonic() < deadline, "wake() did not beat"
+            time.sleep(0.02)
+    finally:
+        beat.stop()
+    assert _rows(runtime) == []
+    runtime.dispose()
+
+
 def test_a_failing_database_is_logged_not_raised(tmp_path: Path, caplog) -> None:
     runtime = _runtime(tmp_path, f"sqlite:///{tmp_path / 'not-migrated.db'}")  # no worker_heartbeats table
     beat = heartbeats.Heartbeat(runtime.unit_of_work, lambda: "v1")
