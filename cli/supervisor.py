@@ -34,6 +34,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from core import heartbeats, model_store, registry
@@ -210,12 +211,16 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # someone else's live process
-    return True
+    try:  # a killed pool child its adopter has not reaped yet is a zombie: it serves nothing
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return not sys.platform.startswith("linux")  # gone meanwhile; elsewhere there is no /proc to ask
 
 
 def forget_dead_workers(settings: Settings) -> None:
-    """This host's heartbeats of processes that are gone (a previous run killed before it could remove them):
-    without this, the banner could say "ready" on the strength of a dead worker for up to STALE_AFTER_S."""
+    """This host's heartbeats of processes that are gone (a previous run killed before it could remove them, or a
+    pool child this run killed when its shutdown outlasted STOP_GRACE_S, e.g. while compiling a shape): without
+    this, a banner or /readyz could count a dead worker for up to STALE_AFTER_S."""
     runtime = Runtime.build(settings)
     try:
         with runtime.unit_of_work() as session:
@@ -347,5 +352,9 @@ def run(settings: Settings, train_if_missing: bool = True) -> int:
     finally:
         stopped.set()
         runtime.dispose()
+    try:
+        forget_dead_workers(settings)
+    except Exception as exc:  # noqa: BLE001 - the rows go stale after STALE_AFTER_S anyway
+        print(f"warning: worker heartbeats not cleared: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     print("stopped.", flush=True)
     return exit_code

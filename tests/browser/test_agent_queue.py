@@ -16,6 +16,7 @@ from tests.support.processes import service_env, start_api, start_worker, wait_f
 
 ARTIFACTS = ROOT / "test-artifacts"
 EMAIL, PASSWORD = "hana@example.jp", "correct horse battery staple"
+SUBJECT, BODY = "今月の請求について", "今月の利用料金が二重に請求されています。確認をお願いします。"
 # Other customers' questions, so the queues look like a working day (sent through the JSON API).
 BACKGROUND = [
     ("ログインできません", "パスワードを忘れてしまい、ログインできません。再設定の方法を教えてください。"),
@@ -64,8 +65,8 @@ def test_agent_finds_a_web_ticket_in_its_queue_and_reroutes_it(browser, processe
 
     # The customer: the web form (CSRF token included by the page itself), then the ticket's page.
     page.goto(f"{base}/?lang=ja")
-    page.fill("#subject", "今月の請求について")
-    page.fill("#body", "今月の利用料金が二重に請求されています。確認をお願いします。")
+    page.fill("#subject", SUBJECT)
+    page.fill("#body", BODY)
     page.click("button[type=submit]")
     page.wait_for_url("**/tickets/*")
     ticket_id = page.url.split("/tickets/")[1].split("?")[0]
@@ -84,11 +85,13 @@ def test_agent_finds_a_web_ticket_in_its_queue_and_reroutes_it(browser, processe
     page.wait_for_url("**/agent?queue=payment")
     row = page.locator(f'tr[data-ticket-id="{ticket_id}"]')
     row.wait_for(timeout=30_000)
-    assert "今月の請求について" in row.inner_text() and "お支払い" in row.inner_text()
+    assert SUBJECT in row.inner_text() and "お支払い" in row.inner_text()
 
-    # A new Payment ticket appears by itself: the list refreshes without a reload.
+    # A new Payment ticket appears by itself: the list refreshes without a reload. The customer writes the same
+    # question again, so the test's small model routes it as it routed the first (to Payment, without review): a
+    # shorter text of its own may fall below the 0.97-precision review threshold and wait in Needs review instead.
     newcomer = requests.post(f"{base}/api/v1/tickets", timeout=10,
-                             json={"subject": "二重請求", "body": "二重に請求されています"}).json()["id"]
+                             json={"subject": SUBJECT, "body": BODY}).json()["id"]
     page.locator(f'tr[data-ticket-id="{newcomer}"]').wait_for(timeout=60_000)
     assert page.url.endswith("/agent?queue=payment")
     assert int(page.locator("#queue-region").get_attribute("data-refreshes") or 0) >= 1

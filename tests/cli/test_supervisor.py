@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.supervisor import STOP_GRACE_S, announce_when_ready, backoff, run, supervise
+from cli.supervisor import STOP_GRACE_S, _alive, announce_when_ready, backoff, run, supervise
 from core.config import ConfigError, Settings
 
 
@@ -88,6 +88,23 @@ def supervisors() -> Iterator[list[_Supervisor]]:
 
 def test_backoff_doubles_up_to_thirty_seconds() -> None:
     assert [backoff(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_a_killed_child_not_reaped_yet_counts_as_dead() -> None:
+    """A pool child killed at the end of a stop is a zombie until whatever adopted it reaps it; its heartbeat row
+    must go all the same (cli.supervisor.forget_dead_workers)."""
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert _alive(child.pid)
+        child.kill()
+        _wait_for(lambda: "\nState:\tZ" in Path(f"/proc/{child.pid}/status").read_text())
+        assert not _alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not _alive(child.pid)
 
 
 def test_a_killed_child_is_restarted_and_the_others_keep_running(tmp_path: Path, supervisors) -> None:
