@@ -1,7 +1,8 @@
 """Route quality on writers the model never saw: the LSTM against the reference baseline, same rows, several seeds.
 
-    python bench/quality.py [--cases ja,rounds,offtopic,banking] [--seeds 3] [--arms shipped,lstm] [--epochs N]
-                            [--json]
+    python bench/quality.py [--cases ja,rounds,offtopic,banking,crossdomain] [--seeds 3] [--arms shipped,lstm]
+                            [--epochs N]
+                            [--set FIELD=VALUE] [--json]
 
 Cases (train → test):
   ja        data/tickets.tsv → ../shared/datasets/ja_dev (another writer; scoring only, never trained or chosen on)
@@ -10,6 +11,8 @@ Cases (train → test):
   offtopic  the `ja` case's models on bench/data/offtopic.tsv (written separately, evaluation only; truth Other):
             the share sent to Account or Payment without review
   banking   Banking77 train + Bitext 20k → Banking77 test
+  crossdomain  English from one domain and writer to another, both ways: Banking77 train → Bitext 8k (retail
+            customer service), and Bitext 20k → Banking77 test (a bank's customers)
 Arms: `shipped` is the LSTM with the character n-gram arm (the default model), `lstm` the LSTM alone (--no-wide).
 shipped − lstm is what the n-gram arm adds; shipped − baseline (a linear model over all character n-grams, the
 n-gram arm without the 32-unit bottleneck) is what the LSTM adds over n-grams alone. Each LSTM model is
@@ -44,6 +47,7 @@ CORPUS = ROOT / "data" / "tickets.tsv"
 OFFTOPIC = ROOT / "bench" / "data" / "offtopic.tsv"
 LAST_OF_ROUND_1 = 4022  # data/README.md: round 1 is FW00001–FW04022, later rounds follow
 ARMS = {"shipped": "LSTM + char n-grams (shipped)", "lstm": "LSTM only (--no-wide)"}
+CASES = ("ja", "rounds", "offtopic", "banking", "crossdomain")
 BASELINE = "baseline TF-IDF char 1-3 + LR"
 SEEDS = (20261124, 1, 2, 3, 4)
 
@@ -177,7 +181,7 @@ def main() -> int:
     from training.datasets import load
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default="ja,rounds,offtopic,banking")
+    parser.add_argument("--cases", default="ja,rounds,offtopic,banking", help=f"of {', '.join(CASES)}")
     parser.add_argument("--seeds", type=int, default=3, help=f"how many seeds (at most {len(SEEDS)})")
     parser.add_argument("--arms", default="shipped,lstm")
     parser.add_argument("--epochs", type=int, default=20)
@@ -188,8 +192,8 @@ def main() -> int:
     args = parser.parse_args()
     overrides = parse_overrides(args.set)
     cases, arms = args.cases.split(","), args.arms.split(",")
-    if not set(arms) <= set(ARMS) or not set(cases) <= {"ja", "rounds", "offtopic", "banking"}:
-        parser.error(f"arms are {', '.join(ARMS)}; cases are ja, rounds, offtopic, banking")
+    if not set(arms) <= set(ARMS) or not set(cases) <= set(CASES):
+        parser.error(f"arms are {', '.join(ARMS)}; cases are {', '.join(CASES)}")
     seeds = list(SEEDS[:max(1, min(args.seeds, len(SEEDS)))])
     rows: list[dict[str, Any]] = []
     offtopic = load(OFFTOPIC) if "offtopic" in cases else None
@@ -208,6 +212,16 @@ def main() -> int:
         rows += run_case("Banking77+Bitext20k → Banking77 test", english,
                          load(SHARED / "banking77" / "test.csv", "banking77"), arms, seeds, args.epochs,
                          overrides=overrides)
+    if "crossdomain" in cases:
+        banking = load(SHARED / "banking77" / "train.csv", "banking77")
+        bitext_8k = load(SHARED / "bitext_customer_service_8k" / "Bitext_Sample_Customer_Service_Training_Dataset.csv",
+                         "bitext")
+        bitext_20k = load(SHARED / "bitext_customer_support_20k" / "TrainingdatasetBitextsample.csv", "bitext")
+        print("Banking77 train → Bitext 8k; Bitext 20k → Banking77 test", file=sys.stderr, flush=True)
+        rows += run_case("Banking77 → Bitext 8k", banking, bitext_8k, arms, seeds, args.epochs, overrides=overrides)
+        rows += run_case("Bitext 20k → Banking77 test", bitext_20k, load(SHARED / "banking77" / "test.csv",
+                                                                          "banking77"),
+                         arms, seeds, args.epochs, overrides=overrides)
     table = summary(rows)
     if args.json:
         print(json.dumps({"runs": rows, "summary": table}, ensure_ascii=False))

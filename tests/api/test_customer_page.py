@@ -56,7 +56,8 @@ def _expected(app: Flask, lang: str, *, has_email: bool) -> tuple[dict[str, str]
 def _assert_no_scores(text: str) -> None:
     for figure in SCORES:
         for shown in (f"{figure}", f"{figure:.2f}", f"{figure:.3f}", f"{figure * 100:.0f}%", f"{figure * 100:.1f}%"):
-            assert shown not in text, shown
+            # A number on its own, not digits inside another one: "0.05" is in a created_at of "…:30.054251".
+            assert not re.search(rf"(?<![\d.]){re.escape(shown)}(?!\d)", text), shown
     for word in ("confidence", "score", "probab", "model_version", "20261124-000000-test", "信頼度", "確率"):
         assert word not in text.lower(), word
 
