@@ -2,7 +2,7 @@
 
     python bench/quality.py [--cases ja,rounds,offtopic,banking,crossdomain] [--seeds 3] [--arms shipped,lstm]
                             [--epochs N]
-                            [--set FIELD=VALUE] [--json]
+                            [--set FIELD=VALUE] [--ensemble] [--json]
 
 Cases (train → test):
   ja        data/tickets.tsv → ../shared/datasets/ja_dev (another writer; scoring only, never trained or chosen on)
@@ -93,33 +93,56 @@ def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return model, train
 
 
-def lstm_scores(predictor: Any, test_set: Any) -> dict[str, float]:
+def probability_scores(routes: list[str], probabilities: np.ndarray, thresholds: dict[str, float]
+                       ) -> dict[str, float]:
     from training.metrics import auto_routed, score
 
-    probabilities = predictor.probabilities(test_set.texts)
-    metrics = score(test_set.routes, probabilities)
-    kept = auto_routed(test_set.routes, probabilities, predictor.thresholds)
+    metrics = score(routes, probabilities)
+    kept = auto_routed(routes, probabilities, thresholds)
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"],
             "auto_share": kept["share"], "auto_accuracy": kept["accuracy"]}
 
 
-def offtopic_scores(predictor: Any, offtopic: Any) -> dict[str, float]:
+def offtopic_scores(probabilities: np.ndarray, thresholds: dict[str, float]) -> dict[str, float]:
     """Of questions whose truth is Other: the share sent to Account or Payment without review (and at all)."""
-    predictions = predictor.predict(offtopic.texts)
-    wrong = [p.route != "Other" for p in predictions]
-    unreviewed = [w and p.confidence >= predictor.thresholds.get(p.route, 0.0)
-                  for w, p in zip(wrong, predictions, strict=True)]
-    return {"to_account_or_payment": float(np.mean(wrong)), "without_review": float(np.mean(unreviewed))}
+    from core.routes import ROUTES
+
+    predicted = [ROUTES[i] for i in probabilities.argmax(axis=1)]
+    wrong = np.array([route != "Other" for route in predicted])
+    confident = probabilities.max(axis=1) >= np.array([thresholds.get(route, 0.0) for route in predicted])
+    return {"to_account_or_payment": float(wrong.mean()), "without_review": float((wrong & confident).mean())}
+
+
+def ensemble_rows(name: str, kept: dict[str, list[tuple[np.ndarray, np.ndarray | None, dict[str, float]]]],
+                  test_set: Any) -> list[dict[str, Any]]:
+    """Per arm, the seeds' models as one: their calibrated probabilities averaged. Each seed validated on a split
+    of its own, so no rows are unseen by all of them: the ensemble's thresholds are the members' mean (an
+    approximation of what one shared validation split would give)."""
+    rows = []
+    for arm, members in kept.items():
+        if len(members) < 2:
+            continue
+        label = f"{ARMS[arm]}, {len(members)} seeds averaged"
+        thresholds = {route: float(np.mean([m[2].get(route, 0.0) for m in members])) for route in members[0][2]}
+        test = np.mean([m[0] for m in members], axis=0)
+        rows.append({"case": name, "model": label, "seed": -1,
+                     **probability_scores(test_set.routes, test, thresholds)})
+        offtopics = [m[1] for m in members if m[1] is not None]
+        if offtopics:
+            offtopic = np.mean(offtopics, axis=0)
+            rows.append({"case": "offtopic", "model": label, "seed": -1, **offtopic_scores(offtopic, thresholds)})
+    return rows
 
 
 def run_case(name: str, train_set: Any, test_set: Any, arms: list[str], seeds: list[int], epochs: int,
-             offtopic: Any = None, overrides: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
-             ) -> list[dict[str, Any]]:
+             offtopic: Any = None, overrides: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+             ensemble: bool = False) -> list[dict[str, Any]]:
     from serving.predictor import Predictor
     from training.train import TrainOptions, split, train
 
     train_set = train_set.deduplicated()
     rows = []
+    kept: dict[str, list[tuple[np.ndarray, np.ndarray | None, dict[str, float]]]] = defaultdict(list)
     for seed in seeds:
         for arm in arms:
             options = TrainOptions(epochs=epochs, seed=seed, model=model_config(arm, overrides[0]), **overrides[1])
@@ -127,22 +150,26 @@ def run_case(name: str, train_set: Any, test_set: Any, arms: list[str], seeds: l
             with tempfile.TemporaryDirectory() as tmp:
                 result = train(train_set, Path(tmp), options, progress=None)
                 predictor = Predictor(result.path, warm_up=False)
-                scores = lstm_scores(predictor, test_set)
+                test_probabilities = predictor.probabilities(test_set.texts)
+                offtopic_probabilities = predictor.probabilities(offtopic.texts) if offtopic is not None else None
+                scores = probability_scores(test_set.routes, test_probabilities, predictor.thresholds)
+                if ensemble:
+                    kept[arm].append((test_probabilities, offtopic_probabilities, dict(predictor.thresholds)))
                 validation = result.meta.metrics.validation
                 rows.append({"case": name, "model": ARMS[arm], "seed": seed, **scores,
                              "validation_macro_f1": validation["macro_f1"],
                              "temperature": validation["calibration"]["temperature"],
                              "train_s": round(time.monotonic() - started, 1)})
-                if offtopic is not None:
+                if offtopic_probabilities is not None:
                     rows.append({"case": "offtopic", "model": ARMS[arm], "seed": seed,
-                                 **offtopic_scores(predictor, offtopic)})
+                                 **offtopic_scores(offtopic_probabilities, predictor.thresholds)})
             print(f"  seed {seed} {ARMS[arm]}: {rows[-1 if offtopic is None else -2]}", file=sys.stderr, flush=True)
         train_idx, _ = split(train_set, TrainOptions().validation_fraction, seed)
         texts = [train_set.examples[i].text for i in train_idx]
         routes = [train_set.examples[i].route for i in train_idx]
         rows.append({"case": name, "model": BASELINE, "seed": seed,
                      **baseline_scores(texts, routes, test_set.texts, test_set.routes)})
-    return rows
+    return rows + ensemble_rows(name, kept, test_set)
 
 
 def corpus_rounds(path: Path) -> tuple[Any, Any]:
@@ -188,6 +215,8 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a ModelConfig or TrainOptions field (repeatable)")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="the seed-format corpus (default: %(default)s)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="also score each arm's seeds as one model (their probabilities averaged)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     overrides = parse_overrides(args.set)
@@ -200,28 +229,29 @@ def main() -> int:
     if "ja" in cases or offtopic is not None:
         print(f"{args.corpus} → ja_dev", file=sys.stderr, flush=True)
         rows += run_case("corpus → ja_dev", load(args.corpus), load(SHARED / "ja_dev" / "ja_dev.tsv"),
-                         arms, seeds, args.epochs, offtopic, overrides)
+                         arms, seeds, args.epochs, offtopic, overrides, args.ensemble)
     if "rounds" in cases:
         print("corpus round 1 → later rounds", file=sys.stderr, flush=True)
         rows += run_case("corpus round 1 → rounds 2+", *corpus_rounds(args.corpus), arms, seeds, args.epochs,
-                         overrides=overrides)
+                         overrides=overrides, ensemble=args.ensemble)
     if "banking" in cases:
         print("Banking77 train + Bitext 20k → Banking77 test", file=sys.stderr, flush=True)
         english = load(SHARED / "banking77" / "train.csv", "banking77")
         english.extend(load(SHARED / "bitext_customer_support_20k" / "TrainingdatasetBitextsample.csv", "bitext"))
         rows += run_case("Banking77+Bitext20k → Banking77 test", english,
                          load(SHARED / "banking77" / "test.csv", "banking77"), arms, seeds, args.epochs,
-                         overrides=overrides)
+                         overrides=overrides, ensemble=args.ensemble)
     if "crossdomain" in cases:
         banking = load(SHARED / "banking77" / "train.csv", "banking77")
         bitext_8k = load(SHARED / "bitext_customer_service_8k" / "Bitext_Sample_Customer_Service_Training_Dataset.csv",
                          "bitext")
         bitext_20k = load(SHARED / "bitext_customer_support_20k" / "TrainingdatasetBitextsample.csv", "bitext")
         print("Banking77 train → Bitext 8k; Bitext 20k → Banking77 test", file=sys.stderr, flush=True)
-        rows += run_case("Banking77 → Bitext 8k", banking, bitext_8k, arms, seeds, args.epochs, overrides=overrides)
+        rows += run_case("Banking77 → Bitext 8k", banking, bitext_8k, arms, seeds, args.epochs, overrides=overrides,
+                         ensemble=args.ensemble)
         rows += run_case("Bitext 20k → Banking77 test", bitext_20k, load(SHARED / "banking77" / "test.csv",
                                                                           "banking77"),
-                         arms, seeds, args.epochs, overrides=overrides)
+                         arms, seeds, args.epochs, overrides=overrides, ensemble=args.ensemble)
     table = summary(rows)
     if args.json:
         print(json.dumps({"runs": rows, "summary": table}, ensure_ascii=False))

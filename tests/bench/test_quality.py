@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from bench.quality import CORPUS, LAST_OF_ROUND_1, OFFTOPIC, corpus_rounds, parse_overrides, summary
+from bench.quality import CORPUS, LAST_OF_ROUND_1, OFFTOPIC, corpus_rounds, ensemble_rows, parse_overrides, summary
 from tests.core.test_corpus import SIMILARITY_BOUND, normalise
 from training.datasets import load
 
@@ -59,3 +59,24 @@ def test_the_summary_gives_mean_spread_and_range_per_case_and_model():
     assert row["seeds"] == 3 and row["accuracy"]["mean"] == pytest.approx(0.9)
     assert row["accuracy"]["min"] == 0.8 and row["accuracy"]["max"] == 1.0
     assert row["accuracy"]["std"] == pytest.approx(np.std([0.8, 0.9, 1.0]))
+
+
+def test_seeds_averaged_score_the_mean_of_their_probabilities_with_the_members_mean_thresholds():
+    """Two members, each wrong on one of three tickets; averaged, all three are right. Columns are
+    Account, Payment, Other."""
+
+    class Tickets:
+        routes = ["Account", "Payment", "Other"]
+
+    first = np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.0, 0.1, 0.9]])
+    second = np.array([[0.4, 0.6, 0.0], [0.0, 1.0, 0.0], [0.0, 0.1, 0.9]])
+    offtopic = np.array([[0.0, 0.8, 0.2], [0.0, 0.0, 1.0]])  # both are Other; the first goes to Payment
+    kept = {"shipped": [(first, offtopic, {"Account": 0.5, "Payment": 0.6, "Other": 0.5}),
+                        (second, offtopic, {"Account": 0.7, "Payment": 0.7, "Other": 0.5})]}
+    ticket_row, offtopic_row = ensemble_rows("c", kept, Tickets())
+    assert ticket_row["model"].endswith("2 seeds averaged") and ticket_row["accuracy"] == 1.0
+    # Averaged: Account 0.65 (threshold 0.6: kept), Payment 0.7 (0.65: kept), Other 0.9 (0.5: kept).
+    assert ticket_row["auto_share"] == 1.0 and ticket_row["auto_accuracy"] == 1.0
+    assert offtopic_row == {"case": "offtopic", "model": ticket_row["model"], "seed": -1,
+                            "to_account_or_payment": 0.5, "without_review": 0.5}
+    assert ensemble_rows("c", {"shipped": kept["shipped"][:1]}, Tickets()) == []  # one seed is no ensemble
