@@ -106,10 +106,10 @@ def probability_scores(routes: list[str], probabilities: np.ndarray, thresholds:
 def offtopic_scores(probabilities: np.ndarray, thresholds: dict[str, float]) -> dict[str, float]:
     """Of questions whose truth is Other: the share sent to Account or Payment without review (and at all)."""
     from core.routes import ROUTES
+    from training.metrics import without_review
 
-    predicted = [ROUTES[i] for i in probabilities.argmax(axis=1)]
-    wrong = np.array([route != "Other" for route in predicted])
-    confident = probabilities.max(axis=1) >= np.array([thresholds.get(route, 0.0) for route in predicted])
+    wrong = np.array([ROUTES[i] != "Other" for i in probabilities.argmax(axis=1)])
+    confident = without_review(probabilities, thresholds)
     return {"to_account_or_payment": float(wrong.mean()), "without_review": float((wrong & confident).mean())}
 
 

@@ -90,12 +90,19 @@ def review_thresholds(
     return thresholds
 
 
+def without_review(probabilities: np.ndarray, thresholds: dict[str, float],
+                   labels: Sequence[str] = ROUTES) -> np.ndarray:
+    """Per row, whether its top route's probability reaches that route's review threshold."""
+    predicted = probabilities.argmax(axis=1)
+    return probabilities.max(axis=1) >= np.array([thresholds.get(labels[i], 0.0) for i in predicted])
+
+
 def auto_routed(gold: Sequence[str], probabilities: np.ndarray, thresholds: dict[str, float],
                 labels: Sequence[str] = ROUTES) -> dict[str, float]:
     """What the review thresholds do to a set: the share routed without review and the accuracy among those."""
     labels = list(labels)
     predicted = probabilities.argmax(axis=1)
-    confident = probabilities.max(axis=1) >= np.array([thresholds.get(labels[i], 0.0) for i in predicted])
+    confident = without_review(probabilities, thresholds, labels)
     correct = np.array([labels[p] == g for p, g in zip(predicted, gold, strict=True)])
     return {"share": float(confident.mean()) if len(gold) else 0.0,
             "accuracy": float(correct[confident].mean()) if confident.any() else float("nan")}
