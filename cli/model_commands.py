@@ -49,6 +49,13 @@ def _precision(text: str) -> float:
     return value
 
 
+def _members(text: str) -> int:
+    """argparse type of --members: a whole number within 1..8."""
+    if not text.isdigit() or not 1 <= int(text) <= 8:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number within 1..8")
+    return int(text)
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from training.model import ModelConfig
     from training.train import TrainOptions, train
@@ -61,7 +68,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     options = TrainOptions(
         epochs=args.epochs, balance=args.balance, cap=args.cap, seed=args.seed,
         target_precision=args.target_precision,
-        model=ModelConfig(wide=not args.no_wide, bidirectional=args.bidirectional),
+        model=ModelConfig(wide=not args.no_wide, bidirectional=args.bidirectional,
+                          **({"members": args.members} if args.members is not None else {})),
     )
     out = args.out or settings.model_dir
     result = train(dataset, out, options, progress=lambda m: print(m, flush=True), make_current=not args.no_current)
@@ -208,6 +216,9 @@ def register(sub: Subparsers) -> None:
                         "(default: %(default)s)")
     p.add_argument("--no-wide", action="store_true", help="LSTM only, without the character n-gram arm")
     p.add_argument("--bidirectional", action="store_true", help="BiLSTM instead of LSTM")
+    p.add_argument("--members", type=_members, metavar="N",
+                   help="independent networks trained together and averaged (default: the model's, "
+                        "docs/quality.md); 1 trains and serves fastest")
     p.add_argument("--no-current", action="store_true", help="do not make the new version the current model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)

@@ -87,6 +87,7 @@ class ModelSettings:
     wide_max_tokens: int | None = None
     wide_units: int | None = None
     dropout: float | None = None
+    members: int | None = None  # None: a version trained before members, which is one network
     extra: dict[str, Any] = field(default_factory=dict)  # keys a newer trainer wrote, kept on a round trip
 
     @classmethod

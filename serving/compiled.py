@@ -17,6 +17,8 @@ TensorFlow: only the worker, the trainer and the CLI use this, never the API.
     precomputed as one [vocabulary, 4·units] table: each step only multiplies the [units]-wide state.
   * sigmoid(x) = (1 + tanh(x/2)) / 2, so the 0.5 is folded into the i, f and o columns and all four gates take one
     tanh over the whole gate vector: one transcendental kernel per step instead of two (about half the step time).
+  * Several members (training.model) step together: their tables carry a member axis and each step is one batched
+    matmul; one head over all members' final states gives softmax of their mean logits.
   * Tickets are packed end to end in rows (serving.packing): the state is reset where a ticket starts and read where it
     ends, so the LSTM runs about as many steps as the batch has tokens, not rows × the longest ticket.
 Both are traced with autograph=False: their loops are tf.while_loop or run over Python values at trace time, so
@@ -101,25 +103,36 @@ def vectorizer(weights: ServingWeights) -> Any:
 
 
 def _packed_lstm(table: tf.Tensor, recurrent: tf.Tensor, ids: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
-    """The state after every step of every row, flattened to [1 + rows·length, units]; row 0 is a zero state."""
-    units = recurrent.shape[0]
+    """Every member's state after every step of every row: [members, 1 + rows·length, units]; position 0 is a zero
+    state. The members step together: one batched matmul per step instead of one call each."""
+    members, units = recurrent.shape[0], recurrent.shape[1]
     rows, length = tf.shape(ids)[0], tf.shape(ids)[1]
-    inputs = tf.transpose(tf.gather(table, ids), [1, 0, 2])  # [length, rows, 4·units]
+    # Looked up step by step: the whole batch's [members, rows, length, 4·units] inputs at once would be the largest
+    # buffer of the call (tens of MiB at the largest shapes, for every compiled shape).
+    steps = tf.transpose(ids)  # [length, rows]
     keep = tf.transpose(1.0 - starts)[:, :, None]  # 0 where a new ticket starts: its state begins at zero
 
     def step(t, h, c, states):  # type: ignore[no-untyped-def]
         h, c = h * keep[t], c * keep[t]
-        i, f, g, o = tf.split(tf.tanh(inputs[t] + h @ recurrent), 4, axis=1)
+        inputs = tf.gather(table, steps[t], axis=1)  # [members, rows, 4·units]
+        i, f, g, o = tf.split(tf.tanh(inputs + tf.matmul(h, recurrent)), 4, axis=2)
         c = (0.5 + 0.5 * f) * c + (0.5 + 0.5 * i) * g
         h = (0.5 + 0.5 * o) * tf.tanh(c)
         return t + 1, h, c, states.write(t, h)
 
-    zeros = tf.zeros([rows, units])
+    zeros = tf.zeros([members, rows, units])
     _, _, _, states = tf.while_loop(
         lambda t, *_: t < length, step, (0, zeros, zeros, tf.TensorArray(tf.float32, size=length))
     )
-    flat = tf.reshape(tf.transpose(states.stack(), [1, 0, 2]), [-1, units])
-    return tf.concat([tf.zeros([1, units]), flat], axis=0)
+    flat = tf.reshape(tf.transpose(states.stack(), [1, 2, 0, 3]), [members, -1, units])
+    return tf.concat([tf.zeros([members, 1, units]), flat], axis=1)
+
+
+def _final_states(table: tf.Tensor, recurrent: tf.Tensor, ids: tf.Tensor, starts: tf.Tensor, ends: tf.Tensor
+                  ) -> tf.Tensor:
+    """[slots, members·units]: each ticket's last state, member 0's units first (the heads' row order)."""
+    states = tf.gather(_packed_lstm(table, recurrent, ids, starts), ends, axis=1)  # [members, slots, units]
+    return tf.reshape(tf.transpose(states, [1, 0, 2]), [tf.shape(ends)[0], -1])
 
 
 def classifier(weights: ServingWeights) -> Any:
@@ -134,9 +147,9 @@ def classifier(weights: ServingWeights) -> Any:
     # reduce_retracing: one generic trace; XLA still compiles (and caches) one executable per concrete shape.
     @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
     def classify(ids, starts, ends, wide, reversed_ids=None):  # type: ignore[no-untyped-def]
-        parts = [tf.gather(_packed_lstm(*tables[0], ids, starts), ends)]
+        parts = [_final_states(*tables[0], ids, starts, ends)]
         if bidirectional:
-            parts.append(tf.gather(_packed_lstm(*tables[1], reversed_ids, starts), ends))
+            parts.append(_final_states(*tables[1], reversed_ids, starts, ends))
         features = tf.concat([*parts, wide], axis=1)
         return tuple(tf.nn.softmax(features @ kernel + bias) for kernel, bias in heads)
 

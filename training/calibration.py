@@ -40,6 +40,7 @@ def fit_temperature(probabilities: np.ndarray, gold_index: np.ndarray) -> float:
 
 
 def fold_into_head(head: Any, temperature: float) -> None:
-    """Divide a softmax Dense layer's kernel and bias by T, in place (a Keras layer with [kernel, bias])."""
+    """Divide a Dense layer's kernel and bias by T, in place: its logits (and the softmax over them, or over their
+    average with other members') come out tempered."""
     kernel, bias = head.get_weights()
     head.set_weights([kernel / temperature, bias / temperature])

@@ -48,6 +48,7 @@ class TrainOptions:
     sequence_percentile: float = 95.0
     model: Any = None  # training.model.ModelConfig; None = defaults (kept untyped so TF loads lazily)
     sample_weights: dict[str, float] = field(default_factory=dict)  # per Example.origin; 1.0 where absent
+    bagging: bool = False  # with several members: each trains on its own bootstrap resample (bootstrap_bags)
 
 
 @dataclass(frozen=True)
@@ -111,26 +112,43 @@ def category_targets(categories: list[str | None], labels: list[str], weights: n
 
 
 def _targets(routes: np.ndarray, route_weights: np.ndarray, fine: list[str | None], categories: list[str],
-             row_weights: np.ndarray) -> tuple[Any, Any]:
-    """(labels, sample weights) as fit() takes them: arrays for a route-only model, dicts by head with categories."""
-    if not categories:
-        return routes, route_weights
-    labels, weights = category_targets(fine, categories, row_weights)
-    return {"route": routes, "category": labels}, {"route": route_weights, "category": weights}
+             row_weights: np.ndarray, outputs: dict[str, tuple[str, float]], bags: np.ndarray | None = None
+             ) -> tuple[Any, Any]:
+    """(labels, sample weights) as fit() takes them: arrays for a route-only single model, else dicts by output
+    (training.model.member_outputs: each output is scored on the route's or the category's labels). `bags`
+    ([members, rows], see bootstrap_bags) multiplies each member's own outputs' weights."""
+    by_head = {"route": (routes, route_weights)}
+    if categories:
+        by_head["category"] = category_targets(fine, categories, row_weights)
+    if list(outputs) == ["route"]:
+        return by_head["route"]
+    weights = {}
+    for name, (head, _) in outputs.items():
+        member = name.rpartition("_")[2]
+        bag = bags[int(member)] if bags is not None and member.isdigit() else 1.0
+        weights[name] = (by_head[head][1] * bag).astype("float32")
+    return {name: by_head[head][0] for name, (head, _) in outputs.items()}, weights
 
 
-def compile_classifier(classifier: Any, learning_rate: float, categories: bool) -> None:
-    """Adam and sparse cross-entropy per head; with the category head, its loss at LOSS_WEIGHTS' share."""
+def bootstrap_bags(members: int, rows: int, seed: int) -> np.ndarray:
+    """[members, rows] Poisson(1) counts: each member trains on its own bootstrap resample of the training rows
+    (online bagging, Oza 2001), so members differ in what they saw as well as where they started."""
+    return np.random.default_rng(seed).poisson(1.0, size=(members, rows)).astype("float32")
+
+
+def compile_classifier(classifier: Any, learning_rate: float, outputs: dict[str, tuple[str, float]]) -> None:
+    """Adam and sparse cross-entropy per output, weighted as training.model.member_outputs says; accuracy is
+    reported for the served heads ("route", "category")."""
     import keras
 
-    from training.model import LOSS_WEIGHTS
-
-    heads = ("route", "category") if categories else ("route",)
+    single = list(outputs) == ["route"]
     classifier.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss={h: "sparse_categorical_crossentropy" for h in heads} if categories else "sparse_categorical_crossentropy",
-        loss_weights={h: LOSS_WEIGHTS[h] for h in heads} if categories else None,
-        metrics={h: ["accuracy"] for h in heads} if categories else ["accuracy"],
+        loss="sparse_categorical_crossentropy" if single
+        else {name: "sparse_categorical_crossentropy" for name in outputs},
+        loss_weights=None if single else {name: weight for name, (_, weight) in outputs.items()},
+        metrics=["accuracy"] if single
+        else {name: ["accuracy"] if name in ("route", "category") else [] for name in outputs},
         jit_compile=False,  # batches have varying lengths; XLA would recompile for each
     )
 
@@ -176,7 +194,15 @@ def train(
 
     from serving import weights as serving_weights
     from training import plots
-    from training.model import ModelConfig, assemble, build_classifier, build_vectorizers, split_outputs
+    from training.model import (
+        ModelConfig,
+        assemble,
+        build_classifier,
+        build_vectorizers,
+        member_outputs,
+        route_logit_layers,
+        split_outputs,
+    )
 
     options = options or TrainOptions()
     started = time.monotonic()
@@ -216,17 +242,21 @@ def train(
     )
     w_train = (class_weight[y_train] * source_weight).astype("float32")
     w_val = np.ones(len(y_val), "float32")
-    train_labels, train_weights = _targets(y_train, w_train, [fine[i] for i in train_idx], categories, source_weight)
-    val_labels, val_weights = _targets(y_val, w_val, [fine[i] for i in val_idx], categories, w_val)
-
     config = options.model or ModelConfig()
+    outputs = member_outputs(config.members, len(categories))
+    bags = (bootstrap_bags(config.members, len(train_idx), options.seed)
+            if options.bagging and config.members > 1 else None)
+    train_labels, train_weights = _targets(y_train, w_train, [fine[i] for i in train_idx], categories, source_weight,
+                                           outputs, bags)
+    val_labels, val_weights = _targets(y_val, w_val, [fine[i] for i in val_idx], categories, w_val, outputs)
+
     config = replace(config, sequence_length=sequence_length_for(train_texts, options.sequence_percentile))
     _say(progress, f"[3/5] building vocabularies; sequence length {config.sequence_length} "
          f"(p{options.sequence_percentile:g} of training token counts)")
     words, ngrams = build_vectorizers(config, train_texts)
     classifier = build_classifier(config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams else None,
                                   len(categories))
-    compile_classifier(classifier, options.learning_rate, bool(categories))
+    compile_classifier(classifier, options.learning_rate, outputs)
     train_ds = _dataset(train_texts, train_labels, train_weights, options.batch_size, words, ngrams,
                         shuffle_seed=options.seed)
     val_ds = _dataset(val_texts, val_labels, val_weights, 256, words, ngrams)
@@ -239,18 +269,24 @@ def train(
         epochs=options.epochs,
         verbose=2 if progress is not None and not sys.stdout.isatty() else (1 if progress is not None else 0),
         callbacks=[
-            # The route's own validation loss picks the epoch, as before the category head: the route is the contract.
-            keras.callbacks.EarlyStopping(monitor="val_route_loss" if categories else "val_loss",
+            # The (averaged) route's own validation loss picks the epoch: the route is the contract.
+            keras.callbacks.EarlyStopping(monitor="val_loss" if list(outputs) == ["route"] else "val_route_loss",
                                           mode="min", patience=options.patience, restore_best_weights=True)
         ],
     )
-    model = assemble(words, ngrams, classifier)
+    # The fitted classifier holds Adam's two moment estimates per weight, which Keras would save with it (two thirds
+    # of model.keras); a never-compiled copy with the same weights is the network alone.
+    served = build_classifier(config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams else None,
+                              len(categories))
+    served.set_weights(classifier.get_weights())
+    model = assemble(words, ngrams, served)
     raw_probabilities, val_category_probabilities = split_outputs(
         model.predict(tf.constant(val_texts), batch_size=256, verbose=0))
     raw_probabilities = np.asarray(raw_probabilities)
     val_gold = [ROUTES[i] for i in y_val]
     temperature = calibration.fit_temperature(raw_probabilities, y_val)
-    calibration.fold_into_head(classifier.get_layer("route"), temperature)
+    for head in route_logit_layers(served):  # every member's: the averaged logits are divided by T
+        calibration.fold_into_head(head, temperature)
     val_probabilities = calibration.scaled(raw_probabilities, temperature)
     metrics = score(val_gold, val_probabilities)
     # ECE after scaling is measured on the rows T was fitted on (one parameter, so only slightly flattering);

@@ -1,6 +1,7 @@
 """The compiled predictor (serving.compiled + serving.packing) computes what the Keras model computes, for every model
 configuration `furiwake train` can build: LSTM or BiLSTM, with or without the character n-gram arm, with the
-fine-category head or without it (a version trained before the head existed still loads and serves)."""
+fine-category head or without it (a version trained before the head existed still loads and serves), one member or
+several averaged (a version trained before members existed, with its single-network layer names, still serves)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,31 @@ EDGE_CASES = ["", "!!! ???", "x" * 3000, "ｶｰﾄﾞ　が　使えない😡"
 CATEGORIES = ["Account - Login", "Bug", "Payment - Refund", "Shipping", "Spam"]
 
 
-def save_untrained(tmp_path: Path, texts: list[str], categories: list[str] | None = None, **config: object) -> Path:
+def legacy_classifier(config, vocabulary_size: int, ngram_size: int | None, categories: int = 0):  # type: ignore[no-untyped-def]
+    """The classifier as training.model built it before members (2026-12-04): unsuffixed layer names ("embedding",
+    "lstm", "wide") and softmax Dense heads named "route" and "category". Registries still hold such versions."""
+    import keras
+    from keras import layers
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(ids)
+    lstm = layers.LSTM(config.lstm_units, name="lstm")
+    x = layers.Bidirectional(lstm, name="bilstm")(x) if config.bidirectional else lstm(x)
+    inputs, parts = [ids], [x]
+    if ngram_size is not None:
+        grams = keras.Input(shape=(ngram_size,), dtype="float32", name="ngrams")
+        inputs.append(grams)
+        parts.append(layers.Dense(config.wide_units, activation="relu", name="wide")(grams))
+    x = layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
+    route = layers.Dense(3, activation="softmax", name="route")(x)
+    if categories < 2:
+        return keras.Model(inputs, route, name="classifier")
+    category = layers.Dense(categories, activation="softmax", name="category")(x)
+    return keras.Model(inputs, {"route": route, "category": category}, name="classifier")
+
+
+def save_untrained(tmp_path: Path, texts: list[str], categories: list[str] | None = None, legacy: bool = False,
+                   **config: object) -> Path:
     """A model of the given configuration with random weights (no training needed to compare two computations),
     saved as a version directory the Predictor can load; without `categories`, a route-only model as versions
     trained before the category head are."""
@@ -30,7 +55,7 @@ def save_untrained(tmp_path: Path, texts: list[str], categories: list[str] | Non
     keras.utils.set_random_seed(7)
     model_config = ModelConfig(sequence_length=24, max_tokens=2000, wide_max_tokens=3000, **config)  # type: ignore[arg-type]
     words, ngrams = build_vectorizers(model_config, texts)
-    classifier = build_classifier(
+    classifier = (legacy_classifier if legacy else build_classifier)(
         model_config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams is not None else None,
         len(categories or []),
     )
@@ -57,10 +82,16 @@ def corpus_texts() -> list[str]:
 
 @pytest.mark.parametrize("source", ["model.keras", "serving.npz"])
 @pytest.mark.parametrize("config", [{}, {"wide": False}, {"bidirectional": True}, {"categories": CATEGORIES},
-                                    {"wide": False, "bidirectional": True, "categories": CATEGORIES}],
-                         ids=["lstm+ngrams", "lstm", "bilstm+ngrams", "lstm+ngrams+category", "bilstm+category"])
+                                    {"wide": False, "bidirectional": True, "categories": CATEGORIES},
+                                    {"members": 1, "categories": CATEGORIES},
+                                    {"members": 2, "bidirectional": True},
+                                    {"legacy": True, "categories": CATEGORIES},
+                                    {"legacy": True, "bidirectional": True, "wide": False}],
+                         ids=["lstm+ngrams", "lstm", "bilstm+ngrams", "lstm+ngrams+category", "bilstm+category",
+                              "1 member+category", "2 members bilstm+ngrams", "legacy lstm+ngrams+category",
+                              "legacy bilstm"])
 def test_compiled_predictor_matches_the_keras_model(tmp_path, corpus_texts, config, source):
-    """Built from the Keras model (a version saved before serving.npz existed) or from the saved arrays alone (the
+    """Every configuration has the default three members unless it says otherwise. Built from the Keras model (a version saved before serving.npz existed) or from the saved arrays alone (the
     word ids then come from serving.compiled's own lookup, not the Keras layer)."""
     import keras
     import tensorflow as tf

@@ -72,21 +72,22 @@ def test_a_batch_without_fine_labels_leaves_the_category_head_untouched():
     and the shared layers still learn), while the same rows with labels do move it."""
     import keras
 
-    from training.model import ModelConfig, build_classifier, build_vectorizers
+    from training.model import ModelConfig, build_classifier, build_vectorizers, member_outputs
     from training.train import _dataset, compile_classifier
 
     texts = ["パスワード を 忘れ た", "二重 に 請求 さ れ た", "荷物 が 届か ない"] * 16
     routes = np.array([0, 1, 2] * 16, dtype="int32")
     config = ModelConfig(sequence_length=8, max_tokens=100, embedding_dim=8, lstm_units=4, wide_max_tokens=300,
-                         wide_units=4)
+                         wide_units=4, members=1)
     words, ngrams = build_vectorizers(config, texts)
     labels = ["Account - Password", "Payment - Billing", "Shipping"]
 
     def moved(fine: list[str | None]) -> tuple[bool, bool]:
         keras.utils.set_random_seed(11)
         classifier = build_classifier(config, words.vocabulary_size(), ngrams.vocabulary_size(), len(labels))
-        compile_classifier(classifier, 0.01, categories=True)
-        before = {head: classifier.get_layer(head).get_weights() for head in ("route", "category")}
+        compile_classifier(classifier, 0.01, member_outputs(1, len(labels)))
+        heads = ("route_logits_0", "category_logits_0")
+        before = {head: classifier.get_layer(head).get_weights() for head in heads}
         y, w = category_targets(fine, labels, np.ones(len(texts), "float32"))
         data = _dataset(texts, {"route": routes, "category": y},
                         {"route": np.ones(len(texts), "float32"), "category": w}, 16, words, ngrams, shuffle_seed=1)
@@ -94,7 +95,7 @@ def test_a_batch_without_fine_labels_leaves_the_category_head_untouched():
         return tuple(  # type: ignore[return-value]
             any(not np.array_equal(old, new) for old, new in zip(before[head], classifier.get_layer(head).get_weights(),
                                                                  strict=True))
-            for head in ("route", "category"))
+            for head in heads)
 
     assert moved([None] * len(texts)) == (True, False)
     assert moved([labels[r] for r in routes]) == (True, True)

@@ -35,6 +35,24 @@ def test_artifact_directory_is_complete(trained_model_dir):
     assert fine["n"] == meta.counts.validation and fine["accuracy"] > 0.4 and fine["macro_f1"] > 0.3
 
 
+def test_model_keras_holds_the_network_without_the_optimizers_state(trained_model_dir):
+    """Adam's moments would triple the file that every machine fetches from the registry (core/model_store.py)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    path = resolve(None, trained_model_dir)
+    with zipfile.ZipFile(path / "model.keras") as archive:
+        stored = h5py.File(io.BytesIO(archive.read("model.weights.h5")))
+        names: list[str] = []
+        stored.visit(names.append)
+    kernels = [name for name in names if name.startswith("layers/functional/layers/lstm") and name.endswith("/vars/0")]
+    assert len(kernels) == 3  # the three members' LSTM kernels are stored
+    assert [name for name in names if "optimizer" in name] == []
+    assert read_meta(path).model.members == 3
+
+
 def test_meta_file_keeps_every_key_the_trainer_has_always_written(trained_model_dir):
     """Older code reads meta.json by raw keys: the typed writer must keep the file's shape."""
     path = resolve(None, trained_model_dir)
@@ -59,7 +77,8 @@ def test_reloaded_model_and_compiled_predictor_agree_with_the_trained_model(trai
     texts = ["パスワードを忘れました", "カードが使えない", "荷物が届かない", "x" * 3000, "I was charged twice"] * 7
     prepared = prepare_many(texts)
     outputs = keras.saving.load_model(path / "model.keras", compile=False)(tf.constant(prepared))
-    assert set(outputs) == {"route", "category"}  # the saved model has both heads
+    # Both heads, averaged over the three members, and each member's own.
+    assert set(outputs) == {"route", "category"} | {f"{head}_{m}" for head in ("route", "category") for m in range(3)}
     predictor = Predictor(path)
     scores = predictor.scores(texts)
     np.testing.assert_allclose(scores.routes, outputs["route"].numpy(), rtol=1e-4, atol=1e-5)
@@ -118,6 +137,7 @@ def test_cli_evaluate_json_and_predict(trained_model_dir, tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (("evaluate", "--data", "/no/such/file.tsv"), "no such file"),
     (("train", "--data", "BAD"), "expected header"),
+    (("train", "--members", "0"), "'0' is not a whole number within 1..8"),
     (("predict", "hello"), "no trained model"),
     (("evaluate", "--data", str(CORPUS), "--format", "banking77"), "MAPPING.tsv: no such file"),
 ])
