@@ -91,8 +91,9 @@ def corpus_texts() -> list[str]:
                               "1 member+category", "2 members bilstm+ngrams", "legacy lstm+ngrams+category",
                               "legacy bilstm"])
 def test_compiled_predictor_matches_the_keras_model(tmp_path, corpus_texts, config, source):
-    """Every configuration has the default three members unless it says otherwise. Built from the Keras model (a version saved before serving.npz existed) or from the saved arrays alone (the
-    word ids then come from serving.compiled's own lookup, not the Keras layer)."""
+    """Every configuration has the default three members unless it says otherwise. Built from the Keras model (a
+    version saved before serving.npz existed) or from the saved arrays alone (the word ids then come from
+    serving.compiled's own lookup, not the Keras layer)."""
     import keras
     import tensorflow as tf
 
