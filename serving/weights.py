@@ -64,10 +64,6 @@ class ServingWeights:
     ngrams: NgramArm | None  # None: a model trained with wide=False
 
     @property
-    def members(self) -> int:
-        return int(self.directions[0][0].shape[0])
-
-    @property
     def bidirectional(self) -> bool:
         return len(self.directions) == 2
 
@@ -185,8 +181,8 @@ def from_keras(model: Any) -> ServingWeights:
     inner = model.get_layer("classifier")
     suffixes = _member_suffixes(inner)
     per_member: list[tuple[tuple[np.ndarray, np.ndarray], ...]] = []  # each member's ((table, recurrent), …)
+    names = {layer.name for layer in inner.layers}
     for suffix in suffixes:
-        names = {layer.name for layer in inner.layers}
         embedding = inner.get_layer(f"embedding{suffix}").get_weights()[0]
         if f"bilstm{suffix}" in names:
             pair = inner.get_layer(f"bilstm{suffix}")

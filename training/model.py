@@ -108,8 +108,8 @@ def member_outputs(members: int, categories: int) -> dict[str, tuple[str, float]
     return outputs
 
 
-def _member(config: ModelConfig, m: int, ids: Any, grams: Any | None, vocabulary_size: int, ngram_size: int | None,
-            categories: int) -> tuple[Any, Any | None]:
+def _member(config: ModelConfig, m: int, ids: Any, grams: Any | None, vocabulary_size: int, categories: int
+            ) -> tuple[Any, Any | None]:
     """One member's (route logits, category logits or None): its own embedding, LSTM, n-gram Dense and heads."""
     x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name=f"embedding_{m}")(ids)
     x = layers.SpatialDropout1D(config.dropout / 2)(x)
@@ -146,7 +146,7 @@ def build_classifier(
     if ngram_size is not None:
         grams = keras.Input(shape=(ngram_size,), dtype="float32", name="ngrams")
         inputs.append(grams)
-    heads = [_member(config, m, ids, grams, vocabulary_size, ngram_size, categories) for m in range(config.members)]
+    heads = [_member(config, m, ids, grams, vocabulary_size, categories) for m in range(config.members)]
     outputs = {"route": _averaged([route for route, _ in heads], "route")}
     if categories >= 2:
         outputs["category"] = _averaged([category for _, category in heads], "category")
