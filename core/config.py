@@ -149,7 +149,10 @@ class Settings:
     max_body_chars: int = 20_000
     max_request_bytes: int = 1_000_000
     classify_batch_size: int = 64
-    classify_batch_wait_ms: int = 20
+    # 100 ms, not 20: a batch's cost is mostly fixed (the pool hand-off, one transaction, one model call), so
+    # fuller batches halve the worker's CPU per ticket, for at most 0.1 s more before a lone ticket is routed
+    # (docs/operations.md, "Batching").
+    classify_batch_wait_ms: int = 100
     # E-mail webhooks (docs/email.md): basic auth for SendGrid, Postmark and raw MIME; Mailgun signs instead.
     # Empty means not configured, and those endpoints refuse mail (503) rather than accept it unauthenticated.
     email_webhook_user: str = ""
@@ -212,7 +215,7 @@ class Settings:
             sweep_every_seconds=_int(env, "SWEEP_EVERY_SECONDS", 30),
             max_body_chars=_int(env, "MAX_BODY_CHARS", 20_000),
             classify_batch_size=_int(env, "CLASSIFY_BATCH_SIZE", 64),
-            classify_batch_wait_ms=_int(env, "CLASSIFY_BATCH_WAIT_MS", 20),
+            classify_batch_wait_ms=_int(env, "CLASSIFY_BATCH_WAIT_MS", 100),
             email_webhook_user=env.get("EMAIL_WEBHOOK_USER", "").strip(),
             email_webhook_password=env.get("EMAIL_WEBHOOK_PASSWORD", "").strip(),
             mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY", "").strip(),

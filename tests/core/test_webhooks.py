@@ -252,6 +252,23 @@ def test_a_new_ticket_emits_ticket_created_once_with_its_own_transaction(runtime
                                                                       ("ticket.created", first.id)]
 
 
+def test_the_intake_insert_finds_every_subscription_to_ticket_created_and_no_other(runtime: Runtime) -> None:
+    """The hot path asks its INSERT for the subscriptions (core.webhooks.subscribers_column): it must find what
+    subscriber_ids finds, in the same order, however many there are, and none at all before the first."""
+    nobody = _ticket(runtime)
+    routed_only = _subscribe(runtime, "ticket.routed")
+    first = _subscribe(runtime, "ticket.routed", "ticket.created", "ticket.resolved", url="https://a.example.com/h")
+    second = _subscribe(runtime, "ticket.created", url="https://b.example.com/h")
+    ticket = _ticket(runtime)
+    with runtime.sessions() as session:
+        assert webhooks.subscriber_ids(session, webhooks.TICKET_CREATED) == [first, second]
+    deliveries = _deliveries(runtime)
+    assert sorted((d.subscription_id, d.ticket_id) for d in deliveries) == [(first, ticket.id), (second, ticket.id)]
+    assert nobody.id not in {d.ticket_id for d in deliveries} and routed_only not in {d.subscription_id
+                                                                                      for d in deliveries}
+    assert webhooks.parse_subscribers(None) == [] and webhooks.parse_subscribers("12,3") == [3, 12]
+
+
 def test_agents_actions_emit_rerouted_assigned_and_resolved_only_when_they_change_something(
         runtime: Runtime) -> None:
     from core import agents
