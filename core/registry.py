@@ -156,6 +156,7 @@ def as_dict(row: ModelVersion, override: Override | None = None) -> dict[str, An
         "calibration_error": validation.get("ece"),
         "calibration": validation.get("calibration") or {},  # temperature, target precision (training.calibration)
         "thresholds": row.metrics.get("thresholds") or {},
+        "architecture": row.metrics.get("architecture") or {},  # members, LSTM units, n-gram arm (None: none)
         "evaluation": evaluation,
         "routed": override.routed if override else 0,
         "corrected": override.corrected if override else 0,
@@ -293,6 +294,13 @@ def _metrics_from_meta(meta: ArtifactMeta) -> dict[str, Any]:
     metrics: dict[str, Any] = {"validation": dict(meta.metrics.validation)}
     if meta.thresholds:
         metrics["thresholds"] = dict(meta.thresholds)
+    model = meta.model
+    if model.lstm_units is not None:  # what the network is, for the page: a hand-written meta.json may not say
+        metrics["architecture"] = {
+            "members": model.members or 1,  # None: trained before members, one network
+            "lstm_units": model.lstm_units, "bidirectional": bool(model.bidirectional),
+            "ngram_units": model.wide_units if model.wide else None,
+        }
     return metrics
 
 

@@ -142,8 +142,9 @@ def store_queued(session: Session, new: NewTicket) -> tuple[Ticket, bool]:
     A request that cannot repeat takes the intake hot path: one Core INSERT on the session's connection, which also
     returns the subscriptions to ticket.created. Nothing can clash (id and reference are random), so
     create_ticket's look-up and savepoint have nothing to do, and the ORM's flush (planning, identity map,
-    attribute history) would cost about as much CPU again as the statement itself. The ticket returned is then a plain, transient Ticket holding exactly the values stored (id and
-    reference are made here, not by the database), which is all callers read.
+    attribute history) would cost about as much CPU again as the statement itself. The ticket returned is then a
+    plain, transient Ticket holding exactly the values stored (id and reference are made here, not by the
+    database), which is all callers read.
     """
     if new.repeatable:
         ticket, created = create_ticket(session, new, queued=True)
