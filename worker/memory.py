@@ -28,43 +28,29 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None where the C library has none (musl, macOS)."""
+def _libc(function: str, argtypes: list[Any]) -> Callable[..., int] | None:
+    """A C library function returning int, or None where the C library lacks it (malloc_trim: musl, macOS)."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        found = getattr(ctypes.CDLL(name), function)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    found.argtypes = argtypes
+    found.restype = ctypes.c_int
+    return found  # type: ignore[no-any-return]
 
 
-_TRIM = _malloc_trim()
+_TRIM = _libc("malloc_trim", [ctypes.c_size_t])
+_MADVISE = _libc("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
 _MADV_DONTNEED = 4  # <sys/mman.h> on Linux, every architecture
 _MAPPING = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s+(/.*)?$")
-
-
-def _madvise() -> Callable[[int, int, int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        madvise = ctypes.CDLL(name, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    return madvise  # type: ignore[no-any-return]
-
-
-_MADVISE = _madvise()
 
 
 def freeze_before_fork() -> None:
