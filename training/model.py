@@ -62,7 +62,6 @@ class ModelConfig:
     wide_units: int = 32
     dropout: float = 0.5
     members: int = 3  # independent networks in one model, their route logits averaged (docs/quality.md)
-    token_dropout: float = 0.0  # in training, the share of tokens each step hides from the LSTM (word dropout)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -114,8 +113,6 @@ def _member(config: ModelConfig, m: int, ids: Any, grams: Any | None, vocabulary
     """One member's (route logits, category logits or None): its own embedding, LSTM, n-gram Dense and heads."""
     x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name=f"embedding_{m}")(ids)
     x = layers.SpatialDropout1D(config.dropout / 2)(x)
-    if config.token_dropout > 0:  # whole tokens: a phrase still routes when a writer words part of it otherwise
-        x = layers.Dropout(config.token_dropout, noise_shape=(None, None, 1), name=f"token_dropout_{m}")(x)
     lstm = layers.LSTM(config.lstm_units, name=f"lstm_{m}")
     x = layers.Bidirectional(lstm, name=f"bilstm_{m}")(x) if config.bidirectional else lstm(x)
     parts = [x]

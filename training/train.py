@@ -49,7 +49,6 @@ class TrainOptions:
     model: Any = None  # training.model.ModelConfig; None = defaults (kept untyped so TF loads lazily)
     sample_weights: dict[str, float] = field(default_factory=dict)  # per Example.origin; 1.0 where absent
     bagging: bool = False  # with several members: each trains on its own bootstrap resample (bootstrap_bags)
-    label_smoothing: float = 0.0  # of every training target, toward uniform (smoothed_cross_entropy)
 
 
 @dataclass(frozen=True)
@@ -137,31 +136,16 @@ def bootstrap_bags(members: int, rows: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).poisson(1.0, size=(members, rows)).astype("float32")
 
 
-def smoothed_cross_entropy(smoothing: float) -> Any:
-    """Sparse cross-entropy against labels smoothed toward uniform: the true class gets 1 − smoothing plus its share
-    of `smoothing` spread over all classes (Szegedy et al. 2016). Keras' sparse loss has no smoothing of its own."""
-    import keras
-
-    def loss(labels: Any, probabilities: Any) -> Any:
-        classes = probabilities.shape[-1]
-        target = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32"), classes)
-        target = target * (1.0 - smoothing) + smoothing / classes
-        return keras.losses.categorical_crossentropy(target, probabilities)
-
-    return loss
-
-
-def compile_classifier(classifier: Any, learning_rate: float, outputs: dict[str, tuple[str, float]],
-                       label_smoothing: float = 0.0) -> None:
-    """Adam and sparse cross-entropy per output (smoothed when asked), weighted as training.model.member_outputs
-    says; accuracy is reported for the served heads ("route", "category")."""
+def compile_classifier(classifier: Any, learning_rate: float, outputs: dict[str, tuple[str, float]]) -> None:
+    """Adam and sparse cross-entropy per output, weighted as training.model.member_outputs says; accuracy is
+    reported for the served heads ("route", "category")."""
     import keras
 
     single = list(outputs) == ["route"]
-    crossentropy = smoothed_cross_entropy(label_smoothing) if label_smoothing > 0 else "sparse_categorical_crossentropy"
     classifier.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=crossentropy if single else {name: crossentropy for name in outputs},
+        loss="sparse_categorical_crossentropy" if single
+        else {name: "sparse_categorical_crossentropy" for name in outputs},
         loss_weights=None if single else {name: weight for name, (_, weight) in outputs.items()},
         metrics=["accuracy"] if single
         else {name: ["accuracy"] if name in ("route", "category") else [] for name in outputs},
@@ -272,7 +256,7 @@ def train(
     words, ngrams = build_vectorizers(config, train_texts)
     classifier = build_classifier(config, words.vocabulary_size(), ngrams.vocabulary_size() if ngrams else None,
                                   len(categories))
-    compile_classifier(classifier, options.learning_rate, outputs, options.label_smoothing)
+    compile_classifier(classifier, options.learning_rate, outputs)
     train_ds = _dataset(train_texts, train_labels, train_weights, options.batch_size, words, ngrams,
                         shuffle_seed=options.seed)
     val_ds = _dataset(val_texts, val_labels, val_weights, 256, words, ngrams)
