@@ -9,6 +9,7 @@
 lost: tickets never routed within the time limit.
 cpu_ms_per_ticket: CPU time of the API, the worker, PostgreSQL, Redis and the load generator per ticket during
    the burst (from /proc), and cpu_busy_share: how much of the machine's cores they kept busy.
+pss_mib_per_process / pss_mib_total: each part's processes' PSS right after the burst (/proc/PID/smaps_rollup).
 The model is the current one in MODEL_DIR (train it first: `furiwake train`).
 """
 
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.processes import free_port, stop  # noqa: E402
+from bench.processes import free_port, smaps_rollup, stop  # noqa: E402
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -52,11 +53,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
-    """CPU seconds used so far by each part of the system, read from /proc (Linux): the process groups of the
-    API and the worker (started with start_new_session), PostgreSQL's processes, Redis, and this load generator."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    totals = dict.fromkeys([*groups, "postgres", "redis", "load_generator"], 0.0)
+def components(groups: dict[str, int]) -> list[tuple[str, int, str]]:
+    """(component, pid, stat line) of every process that is part of the system, from /proc (Linux): the process
+    groups of the API and the worker (started with start_new_session), PostgreSQL's processes, Redis, and this
+    load generator."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
@@ -64,15 +65,38 @@ def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
             continue  # the process ended meanwhile
         pid = int(text.split(" ", 1)[0])
         command = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()  # state ppid pgrp ... utime (field 14) stime (15)
-        used = (int(fields[11]) + int(fields[12])) / ticks
-        group = next((name for name, pgid in groups.items() if int(fields[2]) == pgid), None)
+        process_group = int(text[text.rindex(")") + 2 :].split()[2])
+        group = next((name for name, pgid in groups.items() if process_group == pgid), None)
         if group is None:
             group = ("postgres" if command == "postgres" else "redis" if command.startswith("redis-server")
                      else "load_generator" if pid == os.getpid() else None)
         if group is not None:
-            totals[group] += used
+            found.append((group, pid, text))
+    return found
+
+
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each part of the system (components())."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys([*groups, "postgres", "redis", "load_generator"], 0.0)
+    for group, _pid, text in components(groups):
+        fields = text[text.rindex(")") + 2 :].split()  # state ppid pgrp ... utime (field 14) stime (15)
+        totals[group] += (int(fields[11]) + int(fields[12])) / ticks
     return totals
+
+
+def pss_mib(groups: dict[str, int]) -> dict[str, list[float]]:
+    """Each part's processes' PSS in MiB (/proc/PID/smaps_rollup), largest first; PostgreSQL's are every server
+    process on the machine, this benchmark's database among others."""
+    found: dict[str, list[float]] = {name: [] for name in [*groups, "postgres", "redis"]}
+    for group, pid, _text in components(groups):
+        if group == "load_generator":
+            continue
+        try:
+            found[group].append(round(smaps_rollup(pid)["Pss"] / 1024, 1))
+        except (OSError, KeyError):
+            continue  # ended meanwhile, or not ours to read
+    return {name: sorted(values, reverse=True) for name, values in found.items()}
 
 
 def wait_until_idle(groups: dict[str, int], limit_s: float = 120.0) -> None:
@@ -224,6 +248,9 @@ def main() -> int:
                                        for name in cpu_after}
         result["cpu_busy_share"] = round(sum(cpu_after.values()) - sum(cpu_before.values()), 2) / round(
             elapsed * (os.cpu_count() or 1), 2)
+        memory = pss_mib(groups)  # right after the burst, every process still holding what it used for it
+        result["pss_mib_per_process"] = memory
+        result["pss_mib_total"] = {name: round(sum(values), 1) for name, values in memory.items()}
         result["submit_per_s"] = round(args.tickets / submitted, 1)
         result["routed_per_s"] = round(routed / elapsed, 1)
         result["routed_vs_noop"] = round((routed / elapsed) / noop_per_s, 3)

@@ -33,20 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.processes import free_port, stop  # noqa: E402
+from bench.processes import free_port, smaps_rollup, stop  # noqa: E402
 
 EMBEDDED_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
-
-
-def smaps_rollup(pid: int) -> dict[str, int]:
-    """The kB figures of /proc/PID/smaps_rollup (Pss, Rss, Pss_Anon, ...)."""
-    figures = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[-1] == "kB":
-            figures[name.strip()] = int(parts[0])
-    return figures
 
 
 def children_of(pid: int) -> list[int]:

@@ -1,5 +1,5 @@
 """Stopping the process groups a benchmark started (each child in a session of its own, so its children go too),
-and a free loopback port for a server it starts."""
+a free loopback port for a server it starts, and a process's memory as /proc reports it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
 
 def stop(children: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
@@ -25,3 +26,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """The kB figures of /proc/PID/smaps_rollup (Pss, Rss, Pss_Anon, ...): PSS divides each shared page among the
+    processes that map it, so the figures of several processes add up (Linux)."""
+    figures = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[-1] == "kB":
+            figures[name.strip()] = int(parts[0])
+    return figures
