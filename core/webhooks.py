@@ -130,14 +130,18 @@ def list_subscriptions(session: Session) -> list[SubscriptionSummary]:
     ]
 
 
-# `events` is comma-separated: match ",<event>," inside ",<events>,". A Core statement built once: it runs on every
-# intake request (ticket.created), where the ORM's per-call overhead would cost more than the query itself.
 _SUBSCRIPTIONS = cast(Table, WebhookSubscription.__table__)
-_SUBSCRIBERS = (
-    select(_SUBSCRIPTIONS.c.id)
-    .where((literal(",") + _SUBSCRIPTIONS.c.events + literal(",")).like(bindparam("pattern")))
-    .order_by(_SUBSCRIPTIONS.c.id)
-)
+
+
+def _subscribes(pattern: Any) -> Any:
+    """`events` is comma-separated: the subscriptions whose ",<events>," holds ",<event>," (`pattern` is
+    "%,<event>,%", bound now or at execution)."""
+    return (literal(",") + _SUBSCRIPTIONS.c.events + literal(",")).like(pattern)
+
+
+# A Core statement built once: it runs on every routed batch (ticket.routed) and agent's change, where the ORM's
+# per-call overhead would cost more than the query itself.
+_SUBSCRIBERS = select(_SUBSCRIPTIONS.c.id).where(_subscribes(bindparam("pattern"))).order_by(_SUBSCRIPTIONS.c.id)
 
 
 def subscriber_ids(session: Session, event_name: str) -> list[int]:
@@ -151,7 +155,7 @@ def subscribers_column(event_name: str) -> Label[str | None]:
     round trip on every ticket (core.tickets.store_queued)."""
     return (
         select(func.aggregate_strings(sql_cast(_SUBSCRIPTIONS.c.id, String), ","))
-        .where((literal(",") + _SUBSCRIPTIONS.c.events + literal(",")).like(literal(f"%,{event_name},%")))
+        .where(_subscribes(literal(f"%,{event_name},%")))
         .scalar_subquery()
         .label("subscribers")
     )
