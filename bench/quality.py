@@ -1,6 +1,7 @@
 """Route quality on writers the model never saw: the LSTM against the reference baseline, same rows, several seeds.
 
-    python bench/quality.py [--cases ja,rounds,offtopic,banking,crossdomain] [--seeds 3] [--arms shipped,lstm]
+    python bench/quality.py [--cases ja,rounds,writers,offtopic,banking,crossdomain] [--seeds 3]
+                            [--arms shipped,lstm]
                             [--epochs N]
                             [--set FIELD=VALUE] [--ensemble] [--json]
 
@@ -8,14 +9,17 @@ Cases (train → test):
   ja        data/tickets.tsv → ../shared/datasets/ja_dev (another writer; scoring only, never trained or chosen on)
   rounds    the corpus's writing round 1 → its later rounds (the writer split used to choose between models:
             round 2 was written after round 1 to add what it lacked, so a model that memorised round 1's hands fails)
+  writers   rounds 1–3 → round 4 (thirteen writers who worked apart and never read the earlier rounds, each for one
+            kind of customer: the closest the corpus comes to tickets by people the model never read)
   offtopic  the `ja` case's models on bench/data/offtopic.tsv (written separately, evaluation only; truth Other):
             the share sent to Account or Payment without review
   banking   Banking77 train + Bitext 20k → Banking77 test
   crossdomain  English from one domain and writer to another, both ways: Banking77 train → Bitext 8k (retail
             customer service), and Bitext 20k → Banking77 test (a bank's customers)
-Arms: `shipped` is the LSTM with the character n-gram arm (the default model), `lstm` the LSTM alone (--no-wide).
-shipped − lstm is what the n-gram arm adds; shipped − baseline (a linear model over all character n-grams, the
-n-gram arm without the 32-unit bottleneck) is what the LSTM adds over n-grams alone. Each LSTM model is
+Arms: `shipped` is the default model: the network (LSTM with its character n-gram arm) averaged with the linear
+arm (serving.linear); `lstm` has no n-gram arm inside the network (--no-wide). Each model with a linear arm is also
+scored arm by arm on the same tickets ("its network arm alone", "its linear arm alone"): what each adds to the
+average. `--set linear=false` trains the network alone. Each LSTM model is
 calibrated and gets its review thresholds on its own validation split (training.train), as in production. The
 baseline (../shared/BASELINE.md) trains on exactly the LSTM's training rows of the same seed.
 
@@ -46,8 +50,9 @@ SHARED = ROOT.parent / "shared" / "datasets"
 CORPUS = ROOT / "data" / "tickets.tsv"
 OFFTOPIC = ROOT / "bench" / "data" / "offtopic.tsv"
 LAST_OF_ROUND_1 = 4022  # data/README.md: round 1 is FW00001–FW04022, later rounds follow
-ARMS = {"shipped": "LSTM + char n-grams (shipped)", "lstm": "LSTM only (--no-wide)"}
-CASES = ("ja", "rounds", "offtopic", "banking", "crossdomain")
+LAST_OF_ROUND_3 = 6488  # round 4, by thirteen separate writers, is FW06489–FW07994
+ARMS = {"shipped": "shipped (LSTM + n-grams, linear arm)", "lstm": "LSTM only (--no-wide)"}
+CASES = ("ja", "rounds", "writers", "offtopic", "banking", "crossdomain")
 BASELINE = "baseline TF-IDF char 1-3 + LR"
 SEEDS = (20261124, 1, 2, 3, 4)
 
@@ -103,6 +108,22 @@ def probability_scores(routes: list[str], probabilities: np.ndarray, thresholds:
             "auto_share": kept["share"], "auto_accuracy": kept["accuracy"]}
 
 
+def arm_rows(case: str, model: str, seed: int, routes: list[str], arms: dict[str, np.ndarray]
+             ) -> list[dict[str, Any]]:
+    """A model with a linear arm (serving.linear): each arm scored alone on the same tickets, which is what each adds
+    to the served average. The review thresholds belong to the average, so only accuracy, macro-F1 and ECE."""
+    from training.metrics import score
+
+    if "linear" not in arms:
+        return []
+    rows = []
+    for arm in ("network", "linear"):
+        metrics = score(routes, arms[arm])
+        rows.append({"case": case, "model": f"{model}: its {arm} arm alone", "seed": seed,
+                     "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"]})
+    return rows
+
+
 def offtopic_scores(probabilities: np.ndarray, thresholds: dict[str, float]) -> dict[str, float]:
     """Of questions whose truth is Other: the share sent to Account or Payment without review (and at all)."""
     from core.routes import ROUTES
@@ -153,6 +174,7 @@ def run_case(name: str, train_set: Any, test_set: Any, arms: list[str], seeds: l
                 test_probabilities = predictor.probabilities(test_set.texts)
                 offtopic_probabilities = predictor.probabilities(offtopic.texts) if offtopic is not None else None
                 scores = probability_scores(test_set.routes, test_probabilities, predictor.thresholds)
+                rows += arm_rows(name, ARMS[arm], seed, test_set.routes, predictor.arms(test_set.texts))
                 if ensemble:
                     kept[arm].append((test_probabilities, offtopic_probabilities, dict(predictor.thresholds)))
                 validation = result.meta.metrics.validation
@@ -172,8 +194,9 @@ def run_case(name: str, train_set: Any, test_set: Any, arms: list[str], seeds: l
     return rows + ensemble_rows(name, kept, test_set)
 
 
-def corpus_rounds(path: Path) -> tuple[Any, Any]:
-    """(round 1, later rounds) of the bundled corpus, by the id column (FW00001 …)."""
+def corpus_rounds(path: Path, last_trained: int = LAST_OF_ROUND_1) -> tuple[Any, Any]:
+    """(rows up to id number `last_trained`, the rows after) of the bundled corpus, by the id column (FW00001 …):
+    round 1 and the later rounds by default."""
     from training.datasets import Dataset, load
 
     corpus = load(path)
@@ -182,7 +205,7 @@ def corpus_rounds(path: Path) -> tuple[Any, Any]:
     for example in corpus.examples:
         line = int(example.source.rsplit(":", 1)[1])
         number = int(re.sub(r"\D", "", ids[line - 1]))
-        (first if number <= LAST_OF_ROUND_1 else later).examples.append(example)
+        (first if number <= last_trained else later).examples.append(example)
     return first, later
 
 
@@ -234,6 +257,10 @@ def main() -> int:
         print("corpus round 1 → later rounds", file=sys.stderr, flush=True)
         rows += run_case("corpus round 1 → rounds 2+", *corpus_rounds(args.corpus), arms, seeds, args.epochs,
                          overrides=overrides, ensemble=args.ensemble)
+    if "writers" in cases:
+        print("corpus rounds 1–3 → round 4 (thirteen separate writers)", file=sys.stderr, flush=True)
+        rows += run_case("corpus rounds 1–3 → round 4", *corpus_rounds(args.corpus, LAST_OF_ROUND_3), arms, seeds,
+                         args.epochs, overrides=overrides, ensemble=args.ensemble)
     if "banking" in cases:
         print("Banking77 train + Bitext 20k → Banking77 test", file=sys.stderr, flush=True)
         english = load(SHARED / "banking77" / "train.csv", "banking77")

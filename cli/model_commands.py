@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     options = TrainOptions(
         epochs=args.epochs, balance=args.balance, cap=args.cap, seed=args.seed,
         target_precision=args.target_precision,
-        model=ModelConfig(wide=not args.no_wide, bidirectional=args.bidirectional,
+        model=ModelConfig(wide=not args.no_wide, bidirectional=args.bidirectional, linear=not args.no_linear,
                           **({"members": args.members} if args.members is not None else {})),
     )
     out = args.out or settings.model_dir
@@ -215,6 +215,8 @@ def register(sub: Subparsers) -> None:
                    help="per route, the precision the review thresholds keep among tickets routed without review "
                         "(default: %(default)s)")
     p.add_argument("--no-wide", action="store_true", help="LSTM only, without the character n-gram arm")
+    p.add_argument("--no-linear", action="store_true",
+                   help="serve the network alone, without averaging it with the linear arm (docs/quality.md)")
     p.add_argument("--bidirectional", action="store_true", help="BiLSTM instead of LSTM")
     p.add_argument("--members", type=_members, metavar="N",
                    help="independent networks trained together and averaged (default: the model's, "

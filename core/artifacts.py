@@ -88,6 +88,7 @@ class ModelSettings:
     wide_units: int | None = None
     dropout: float | None = None
     members: int | None = None  # None: a version trained before members, which is one network
+    linear: bool | None = None  # serving.linear: None or False, the network alone
     extra: dict[str, Any] = field(default_factory=dict)  # keys a newer trainer wrote, kept on a round trip
 
     @classmethod

@@ -300,7 +300,11 @@ def _metrics_from_meta(meta: ArtifactMeta) -> dict[str, Any]:
             "members": model.members or 1,  # None: trained before members, one network
             "lstm_units": model.lstm_units, "bidirectional": bool(model.bidirectional),
             "ngram_units": model.wide_units if model.wide else None,
+            "linear": bool(model.linear),  # serving.linear: a linear model averaged with the network
         }
+        arms = meta.metrics.validation.get("arms")
+        if model.linear and isinstance(arms, dict):  # each arm's validation macro-F1 beside the average's
+            metrics["architecture"]["arms"] = {arm: arms.get(arm) for arm in ("network", "linear", "averaged")}
     return metrics
 
 

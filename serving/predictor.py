@@ -14,6 +14,11 @@ longer one, rows are padded up to a compiled row count or split into several cal
 
 A version trained with the fine-category head also names each ticket's category (meta.json's "categories", in
 the head's order) from the same compiled call; one trained before it serves routes alone, with category None.
+
+A version with a linear arm (serving.linear, `linear.npz`) serves the average of the network's route probabilities
+and the linear arm's, re-tempered (meta.json's extra.linear.temperature); the category comes from the network alone.
+The linear arm reads the raw text, so the served entry points take it: scores(texts) / predict(texts), with the
+prepared texts passed along when the caller has them. scores_prepared() is the network arm alone.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 from core.artifacts import MalformedMetaError, meta_path, read_meta  # noqa: E402
 from core.text import prepare_many  # noqa: E402
 from serving import compiled  # noqa: E402
+from serving.linear import LinearArm, blend  # noqa: E402
 from serving.packing import Packed, pack  # noqa: E402
 from serving.weights import ServingWeights, from_keras  # noqa: E402
 from serving.weights import load as load_weights  # noqa: E402
@@ -106,6 +112,8 @@ class Predictor:
         model_file(version_path)  # checked even when the arrays are read: model.keras is the version's artifact
         weights = load_weights(version_path) or _from_keras(version_path)
         self.categories: list[str] = self._category_labels(weights.category_count)
+        self._linear = LinearArm.load(version_path)
+        self._linear_temperature = self._blend_temperature() if self._linear is not None else 1.0
         self._bidirectional = weights.bidirectional
         self._vectorize = compiled.vectorizer(weights)
         self._classify = compiled.classifier(weights)
@@ -125,6 +133,14 @@ class Predictor:
             raise MalformedMetaError(f"{meta_path(self.path)}: 'categories' should list the {width} fine labels of "
                                      "the model's category head")
         return list(labels)
+
+    def _blend_temperature(self) -> float:
+        linear = self.meta.extra.get("linear")
+        temperature = linear.get("temperature") if isinstance(linear, dict) else None
+        if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not temperature > 0:
+            raise MalformedMetaError(f"{meta_path(self.path)}: a version with {self.path / 'linear.npz'} needs "
+                                     "extra.linear.temperature, the averaged arms' temperature (> 0)")
+        return float(temperature)
 
     def shapes(self) -> list[tuple[int, int]]:
         """Every (rows, row length) a call can have (serving.packing): one short row, or full-length rows."""
@@ -149,6 +165,8 @@ class Predictor:
         wide = np.zeros((MAX_BATCH, self._wide_units), dtype="float32")
         ends = np.zeros(MAX_BATCH, dtype="int32")
         self._vectorize(tf.constant(["warm up"]))
+        if self._linear is not None:
+            self._linear.log_probabilities(["warm up"])  # its key table is built on first use (~0.2 s)
         for rows, length in shapes:
             if stop is not None and stop.is_set():
                 return
@@ -235,7 +253,8 @@ class Predictor:
         return [head.numpy() for head in self._classify(packed.ids, packed.starts, packed.ends, wide, *extra)]
 
     def scores_prepared(self, prepared: Sequence[str]) -> Scores:
-        """Both heads' probabilities for texts already passed through core.text.prepare, ≤ 128 per compiled call."""
+        """The network arm's outputs (both heads' probabilities) for texts already passed through
+        core.text.prepare, ≤ 128 per compiled call. Not what a version with a linear arm serves: see scores()."""
         routes = np.zeros((len(prepared), len(self.labels)), dtype="float32")
         categories = np.zeros((len(prepared), len(self.categories)), dtype="float32") if self.categories else None
         for start in range(0, len(prepared), MAX_BATCH):
@@ -253,21 +272,34 @@ class Predictor:
         return Scores(routes, categories)
 
     def probabilities_prepared(self, prepared: Sequence[str]) -> np.ndarray:
-        """Route probabilities for texts already passed through core.text.prepare (shape [n, routes])."""
+        """The network arm's route probabilities for prepared texts (shape [n, routes])."""
         return self.scores_prepared(prepared).routes
 
+    def scores(self, texts: Sequence[str], prepared: Sequence[str] | None = None) -> Scores:
+        """What this version serves for raw texts: the network's outputs, its route averaged with the linear arm's
+        when the version has one. `prepared`: the texts through core.text.prepare, when the caller has them."""
+        network = self.scores_prepared(prepare_many(texts) if prepared is None else prepared)
+        if self._linear is None:
+            return network
+        routes = blend(network.routes, self._linear.log_probabilities(texts), self._linear_temperature)
+        return Scores(routes, network.categories)
+
+    def arms(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Each arm's own route probabilities beside the served ones (bench/quality.py: what each arm adds)."""
+        network = self.probabilities_prepared(prepare_many(texts))
+        out = {"network": network}
+        if self._linear is not None:
+            linear = self._linear.log_probabilities(texts)
+            out["linear"] = np.exp(linear).astype(np.float32)
+            out["served"] = blend(network, linear, self._linear_temperature)
+        return out
+
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        return self.probabilities_prepared(prepare_many(texts))
+        return self.scores(texts).routes
 
-    def scores(self, texts: Sequence[str]) -> Scores:
-        return self.scores_prepared(prepare_many(texts))
-
-    def predict_prepared(self, prepared: Sequence[str]) -> list[Prediction]:
-        scores = self.scores_prepared(prepared)
+    def predict(self, texts: Sequence[str], prepared: Sequence[str] | None = None) -> list[Prediction]:
+        scores = self.scores(texts, prepared)
         return self.to_predictions(scores.routes, scores.categories)
-
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        return self.predict_prepared(prepare_many(texts))
 
     def to_predictions(self, probabilities: np.ndarray,
                        category_probabilities: np.ndarray | None = None) -> list[Prediction]:

@@ -62,6 +62,7 @@ class ModelConfig:
     wide_units: int = 32
     dropout: float = 0.5
     members: int = 3  # independent networks in one model, their route logits averaged (docs/quality.md)
+    linear: bool = True  # a logistic regression over the raw text's character n-grams, averaged with the network
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

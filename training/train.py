@@ -27,6 +27,7 @@ from core.artifacts import ArtifactMeta, Metrics, ModelSettings, TrainCounts, se
 from core.config import DEFAULT_TARGET_PRECISION
 from core.routes import ROUTES
 from core.text import prepare_many
+from serving.linear import LinearArm, blend
 from training import calibration
 from training.datasets import Dataset
 from training.metrics import category_scores, review_thresholds, score
@@ -288,11 +289,20 @@ def train(
     for head in route_logit_layers(served):  # every member's: the averaged logits are divided by T
         calibration.fold_into_head(head, temperature)
     val_probabilities = calibration.scaled(raw_probabilities, temperature)
+    linear: LinearArm | None = None
+    linear_report: dict[str, Any] = {}
+    if config.linear:
+        _say(progress, f"[4/5] fitting the linear arm on the same {len(train_idx)} rows' raw text")
+        linear, val_probabilities, linear_report = _fit_linear(dataset, train_idx, val_idx, y_train, y_val,
+                                                               source_weight, val_probabilities)
     metrics = score(val_gold, val_probabilities)
     # ECE after scaling is measured on the rows T was fitted on (one parameter, so only slightly flattering);
     # bench/quality.py measures it on writers the model never saw.
     metrics["calibration"] = {"temperature": temperature, "ece_before": score(val_gold, raw_probabilities)["ece"],
                               "target_precision": options.target_precision}
+    if linear is not None:
+        metrics["calibration"]["blend_temperature"] = linear_report["temperature"]
+        metrics["arms"] = linear_report["arms"]
     if val_category_probabilities is not None:
         metrics["category"] = category_scores([fine[i] for i in val_idx], val_category_probabilities, categories)
     thresholds = review_thresholds(val_gold, val_probabilities, options.target_precision)
@@ -303,7 +313,8 @@ def train(
     fine_figures = (f"; fine category ({len(categories)}) accuracy {metrics['category']['accuracy']:.4f}"
                     if categories else "")
     _say(progress, f"[5/5] validation accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
-         f"{fine_figures}; temperature {temperature:g}; review thresholds {thresholds}; saving version {version}")
+         f"{fine_figures}{_arms_figures(linear_report)}; temperature {temperature:g}; review thresholds {thresholds}; "
+         f"saving version {version}")
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = model_dir / f".staging-{version}-{os.getpid()}"
     staging.mkdir()
@@ -317,6 +328,11 @@ def train(
                 np.testing.assert_allclose(saved.numpy(), trained.numpy(), rtol=1e-5, atol=1e-6)
         # What a worker serves from (serving/weights.py), taken from the reloaded file so the two cannot differ.
         serving_weights.save(serving_weights.from_keras(reloaded), staging)
+        if linear is not None:
+            linear.save(staging)
+            texts = [dataset.texts[i] for i in val_idx[:64]]
+            np.testing.assert_allclose(LinearArm.load(staging).log_probabilities(texts),  # type: ignore[union-attr]
+                                       linear.log_probabilities(texts), rtol=1e-6, atol=1e-9)
         history_dict = _history(history.history)
         plots.training_curves(history_dict, staging / "curves.png")
         plots.confusion(metrics, staging / "confusion.png")
@@ -341,7 +357,9 @@ def train(
             epochs_run=len(history_dict["loss"]),
             train_seconds=round(time.monotonic() - started, 1),
             trigger=trigger,
-            extra={"categories": categories} if categories else {},
+            extra={**({"categories": categories} if categories else {}),
+                   **({"linear": {"temperature": linear_report["temperature"], "ngrams": len(linear.ngrams)}}
+                      if linear is not None else {})},
         )
         write_meta(staging, meta)
         final = model_dir / version
@@ -353,6 +371,32 @@ def train(
         set_current(model_dir, version)
     _say(progress, f"saved {final} in {meta.train_seconds} s" + (" (now the current model)" if make_current else ""))
     return TrainResult(version, final, meta)
+
+
+def _fit_linear(dataset: Dataset, train_idx: list[int], val_idx: list[int], y_train: np.ndarray, y_val: np.ndarray,
+                row_weights: np.ndarray, network_val: np.ndarray) -> tuple[LinearArm, np.ndarray, dict[str, Any]]:
+    """(the linear arm fitted on the training rows' raw text, the validation rows' served probabilities, a report).
+
+    The average of the two arms gets a temperature of its own, fitted on the validation rows like the network's:
+    neither arm saw those rows. The report gives each arm's validation macro-F1 and the average's, so meta.json
+    says what each arm adds (the network's probabilities are its calibrated ones, the linear arm's its own)."""
+    texts = dataset.texts
+    linear = LinearArm.fit([texts[i] for i in train_idx], y_train, len(ROUTES), row_weights)
+    linear_val = linear.log_probabilities([texts[i] for i in val_idx])
+    temperature = calibration.fit_temperature(blend(network_val, linear_val, 1.0), y_val)
+    served = blend(network_val, linear_val, temperature)
+    gold = [ROUTES[i] for i in y_val]
+    arms = {"network": score(gold, network_val)["macro_f1"], "linear": score(gold, np.exp(linear_val))["macro_f1"],
+            "averaged": score(gold, served)["macro_f1"]}
+    return linear, served, {"temperature": temperature, "arms": arms}
+
+
+def _arms_figures(report: dict[str, Any]) -> str:
+    if not report:
+        return ""
+    arms = report["arms"]
+    return (f" (network alone {arms['network']:.4f}, linear arm alone {arms['linear']:.4f}; averaged with "
+            f"temperature {report['temperature']:g})")
 
 
 def _history(history: dict[str, list[Any]]) -> dict[str, list[float]]:

@@ -117,8 +117,9 @@ def plan_routes(
     plan = RoutingPlan(RoutingOutcome(skipped=list(batch.skipped)), predictor.version)
     if not batch.tickets:
         return plan
-    prepared = prepare_many([ticket_text(ticket.subject, ticket.body) for ticket in batch.tickets])
-    predictions = predictor.predict_prepared(prepared)
+    texts = [ticket_text(ticket.subject, ticket.body) for ticket in batch.tickets]
+    prepared = prepare_many(texts)
+    predictions = predictor.predict(texts, prepared)
     thresholds = {**predictor.thresholds, **review_thresholds}
     for ticket, text, prediction in zip(batch.tickets, prepared, predictions, strict=True):
         rule = rules.match(batch.active_rules, ticket.facts())

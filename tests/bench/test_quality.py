@@ -9,7 +9,16 @@ import re
 import numpy as np
 import pytest
 
-from bench.quality import CORPUS, LAST_OF_ROUND_1, OFFTOPIC, corpus_rounds, ensemble_rows, parse_overrides, summary
+from bench.quality import (
+    CORPUS,
+    LAST_OF_ROUND_1,
+    LAST_OF_ROUND_3,
+    OFFTOPIC,
+    corpus_rounds,
+    ensemble_rows,
+    parse_overrides,
+    summary,
+)
 from tests.core.test_corpus import SIMILARITY_BOUND, normalise
 from training.datasets import load
 
@@ -20,13 +29,14 @@ def _ids() -> list[str]:
     return [line.split("\t", 1)[0] for line in CORPUS.read_text(encoding="utf-8").split("\n")]
 
 
-def test_the_writer_split_puts_round_1_on_one_side_and_the_later_rounds_on_the_other():
-    first, later = corpus_rounds(CORPUS)
+@pytest.mark.parametrize(("last", "later_at_least"), [(LAST_OF_ROUND_1, 3500), (LAST_OF_ROUND_3, 1400)])
+def test_the_writer_splits_put_the_earlier_rounds_on_one_side_and_the_later_ones_on_the_other(last, later_at_least):
+    first, later = corpus_rounds(CORPUS, last)
     ids = _ids()
     number = lambda example: int(re.sub(r"\D", "", ids[int(example.source.rsplit(":", 1)[1]) - 1]))  # noqa: E731
-    assert all(number(e) <= LAST_OF_ROUND_1 for e in first.examples)
-    assert all(number(e) > LAST_OF_ROUND_1 for e in later.examples)
-    assert len(first) + len(later) == len(load(CORPUS)) and len(later) > 2000
+    assert all(number(e) <= last for e in first.examples)
+    assert all(number(e) > last for e in later.examples)
+    assert len(first) + len(later) == len(load(CORPUS)) and len(later) > later_at_least
     assert set(first.routes) == set(later.routes) == {"Account", "Payment", "Other"}
 
 

@@ -157,7 +157,7 @@ def test_predictions_name_the_category_of_the_highest_probability(tmp_path, corp
     predictor = Predictor(save_untrained(tmp_path, corpus_texts, categories=CATEGORIES), warm_up=False)
     texts = corpus_texts  # all 600: random weights favour one category; a few tickets in 600 still get another
     scores = predictor.scores_prepared(texts)
-    predictions = predictor.predict_prepared(texts)
+    predictions = predictor.predict(texts, prepared=texts)
     assert [p.category for p in predictions] == [CATEGORIES[i] for i in scores.categories.argmax(axis=1)]
     assert [p.category_confidence for p in predictions] == pytest.approx(scores.categories.max(axis=1).tolist())
     assert len({p.category for p in predictions}) > 1  # random weights still tell tickets apart

@@ -139,9 +139,12 @@ def test_a_worse_challenger_is_rejected_even_after_a_crashed_trainer(settings, s
         session.execute(update(JobLease).where(JobLease.name == registry.RETRAIN_LEASE)
                         .values(expires_at=utcnow() - timedelta(seconds=1)))
 
-    # One epoch at a learning rate far too small: a challenger that has learnt next to nothing.
+    # One epoch at a learning rate far too small, served without the linear arm (which would rescue it): a
+    # challenger that has learnt next to nothing.
+    from training.model import ModelConfig
+
     outcome = retrain(runtime, trigger="button",
-                      options=support.train_options(epochs=1, learning_rate=1e-6))
+                      options=support.train_options(epochs=1, learning_rate=1e-6, model=ModelConfig(linear=False)))
 
     assert outcome.decision == "rejected", outcome.reason
     assert outcome.candidate_macro_f1 < outcome.champion_macro_f1  # type: ignore[operator]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from core.artifacts import NoModelError, current_version, read_meta, resolve
+from serving.linear import LinearArm, blend
 from tests.support.paths import CORPUS
 from training.datasets import load
 
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 def test_artifact_directory_is_complete(trained_model_dir):
     path = resolve(None, trained_model_dir)
-    assert {p.name for p in path.iterdir()} >= {"model.keras", "meta.json", "curves.png", "confusion.png"}
+    assert {p.name for p in path.iterdir()} >= {"model.keras", "meta.json", "curves.png", "confusion.png",
+                                                "serving.npz", "linear.npz"}
     meta = read_meta(path)
     assert meta.version == current_version(trained_model_dir) == path.name
     assert list(meta.labels) == ["Account", "Payment", "Other"]
@@ -33,6 +35,12 @@ def test_artifact_directory_is_complete(trained_model_dir):
     assert meta.extra["categories"] == load(CORPUS).category_labels() and len(meta.extra["categories"]) == 19
     fine = meta.metrics.validation["category"]
     assert fine["n"] == meta.counts.validation and fine["accuracy"] > 0.4 and fine["macro_f1"] > 0.3
+    # The linear arm: its own temperature, and each arm's validation macro-F1 beside the served average's.
+    assert meta.model.linear is True and meta.extra["linear"]["ngrams"] == len(LinearArm.load(path).ngrams)
+    assert meta.extra["linear"]["temperature"] == meta.metrics.validation["calibration"]["blend_temperature"] > 0
+    arms = meta.metrics.validation["arms"]
+    assert set(arms) == {"network", "linear", "averaged"} and min(arms.values()) > 0.7
+    assert arms["averaged"] == pytest.approx(meta.metrics.validation["macro_f1"])
 
 
 def test_model_keras_holds_the_network_without_the_optimizers_state(trained_model_dir):
@@ -81,9 +89,19 @@ def test_reloaded_model_and_compiled_predictor_agree_with_the_trained_model(trai
     assert set(outputs) == {"route", "category"} | {f"{head}_{m}" for head in ("route", "category") for m in range(3)}
     predictor = Predictor(path)
     scores = predictor.scores(texts)
-    np.testing.assert_allclose(scores.routes, outputs["route"].numpy(), rtol=1e-4, atol=1e-5)
+    network = predictor.scores_prepared(prepared)  # the network arm: what the Keras model computes
+    np.testing.assert_allclose(network.routes, outputs["route"].numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(scores.categories, outputs["category"].numpy(), rtol=1e-4, atol=1e-5)
+    # Served: the network averaged with the linear arm (serving.linear), re-tempered as meta.json says.
+    linear = LinearArm.load(path)
+    temperature = read_meta(path).extra["linear"]["temperature"]
+    np.testing.assert_allclose(scores.routes, blend(network.routes, linear.log_probabilities(texts), temperature),
+                               rtol=1e-6)
+    arms = predictor.arms(texts)
+    np.testing.assert_allclose(arms["served"], scores.routes, rtol=1e-6)
+    np.testing.assert_allclose(arms["linear"], np.exp(linear.log_probabilities(texts)), rtol=1e-6)
     np.testing.assert_allclose(predictor.probabilities(texts), scores.routes, rtol=1e-6)
+    np.testing.assert_allclose(predictor.scores(texts, prepared).routes, scores.routes, rtol=1e-6)
     np.testing.assert_allclose(scores.routes.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(scores.categories.sum(axis=1), 1.0, atol=1e-5)
     single = predictor.predict(["パスワードを忘れました"])[0]

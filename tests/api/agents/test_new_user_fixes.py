@@ -37,7 +37,7 @@ def runtime(app: Flask):
 
 def trained(model_dir: Path, version: str, *, ece: float | None = 0.0312,
             thresholds: dict[str, float] | None = None, calibration: dict[str, float] | None = None,
-            model: dict[str, object] | None = None) -> str:
+            model: dict[str, object] | None = None, arms: dict[str, float] | None = None) -> str:
     """A version as `furiwake train` leaves it: its meta.json has the review thresholds and the validation ECE
     (and, given `model`, the network's configuration)."""
     fake_version(model_dir, version)
@@ -47,6 +47,8 @@ def trained(model_dir: Path, version: str, *, ece: float | None = 0.0312,
         meta["metrics"]["validation"]["ece"] = ece
     if calibration is not None:
         meta["metrics"]["validation"]["calibration"] = calibration
+    if arms is not None:
+        meta["metrics"]["validation"]["arms"] = arms
     meta["labels"] = ["Account", "Payment", "Other"]
     meta["thresholds"] = THRESHOLDS if thresholds is None else thresholds
     if model is not None:
@@ -93,7 +95,9 @@ def test_the_page_shows_each_versions_calibration_and_review_thresholds(signed_i
     in_unit_of_work(runtime.sessions, registry.sync, model_dir)
     trained(model_dir, "v1", ece=0.0457, thresholds={"Account": 0.5, "Payment": 0.66, "Other": 0.74},
             calibration={"temperature": 1.8412, "ece_before": 0.061, "target_precision": 0.97},
-            model={"members": 3, "lstm_units": 64, "bidirectional": False, "wide": True, "wide_units": 32})
+            model={"members": 3, "lstm_units": 64, "bidirectional": False, "wide": True, "wide_units": 32,
+                   "linear": True},
+            arms={"network": 0.9012, "linear": 0.8876, "averaged": 0.9105})
     in_unit_of_work(runtime.sessions, registry.register_candidate, read_meta(model_dir / "v1"), "button",
                     {"by_source": {"corpus": 90, "corrections": 8, "resolved": 2}})
     listed = {row["version"]: row for row in signed_in.get("/agent/models/versions.json").get_json()}
@@ -106,8 +110,12 @@ def test_the_page_shows_each_versions_calibration_and_review_thresholds(signed_i
     assert "temperature 1.84, target precision 0.97" in text and text.count("target precision") == 1  # v0 has none
     assert "REVIEW_THRESHOLDS replaces them" not in text  # none configured
     # What the network is: v1's meta.json says (three members), v0's does not, so the page claims nothing for it.
-    assert listed["v1"]["architecture"] == {"members": 3, "lstm_units": 64, "bidirectional": False, "ngram_units": 32}
-    assert "3 LSTM networks averaged (64 units each) · character n-gram arm" in text and text.count("LSTM net") == 1
+    assert listed["v1"]["architecture"] == {"members": 3, "lstm_units": 64, "bidirectional": False, "ngram_units": 32,
+                                            "linear": True,
+                                            "arms": {"network": 0.9012, "linear": 0.8876, "averaged": 0.9105}}
+    assert ("3 LSTM networks averaged (64 units each) · character n-gram arm · averaged with a linear model over the"
+            " raw text's character n-grams") in text and text.count("LSTM net") == 1
+    assert "validation macro-F1: network 0.9012 · linear 0.8876 · averaged 0.9105" in text
 
 
 def test_a_version_registered_before_thresholds_were_kept_shows_them_from_its_meta(signed_in: FlaskClient, runtime,

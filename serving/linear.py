@@ -1,0 +1,161 @@
+"""The linear arm: a logistic regression over character n-grams of the ticket's raw text, averaged with the network.
+
+The network (an LSTM over MeCab tokens with its own n-gram arm) and a linear model over character n-grams make
+different mistakes on writers neither has read: averaged, they beat both (docs/quality.md measures each arm). The
+linear model reads the text as the customer wrote it (the reference baseline's features: `char_wb` 1–3-grams,
+sublinear tf-idf, L2-normalised); on the MeCab-prepared text, which drops symbols and zeroes digits, it was a
+point worse on another writer's tickets.
+
+A version stores it as `linear.npz` beside serving.npz: the n-grams (in column order), their idf, and the
+regression's coefficients and intercepts, in the route order of meta.json's labels. No pickle: the arrays are read
+with allow_pickle=False, and transform() rebuilds the features with a CountVectorizer over that fixed vocabulary,
+so what a worker computes does not depend on scikit-learn's private state. A version without the file (trained
+before the arm existed, or with ModelConfig.linear off) is served by its network alone.
+
+No TensorFlow here: training.train fits it, serving.predictor serves it. scikit-learn is imported with the module,
+so a worker's pool parent imports it before the fork (worker/classify_app.py), as it does TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from serving.weights import CODE_POINT_BITS
+
+FILE = "linear.npz"
+# The reference baseline's settings (../shared/BASELINE.md): an arm that generalised to other writers as it does.
+ANALYZER, NGRAM_RANGE, C = "char_wb", (1, 3), 10.0
+
+
+@dataclass(frozen=True)
+class LinearArm:
+    ngrams: np.ndarray  # [features] str, in column order (a numpy array: 12 bytes an n-gram, not a str object)
+    idf: np.ndarray  # [features]
+    coef: np.ndarray  # [routes, features]
+    intercept: np.ndarray  # [routes]
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], labels: np.ndarray, routes: int, sample_weight: np.ndarray | None = None
+            ) -> LinearArm:
+        """Fit on raw texts and route indices (0..routes-1); routes balanced as the baseline balances them, times
+        each row's own weight (an agent's correction may count more than a corpus row)."""
+        vectorizer = TfidfVectorizer(analyzer=ANALYZER, ngram_range=NGRAM_RANGE, sublinear_tf=True)
+        features = vectorizer.fit_transform(list(texts))
+        model = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+        model.fit(features, labels, sample_weight=sample_weight)
+        if list(model.classes_) != list(range(routes)):
+            raise ValueError(f"the linear arm needs rows of every route; got route indices {list(model.classes_)}")
+        vocabulary = vectorizer.vocabulary_
+        ngrams = np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=str)
+        return cls(ngrams, vectorizer.idf_.astype(np.float64), model.coef_.astype(np.float64),
+                   model.intercept_.astype(np.float64))
+
+    def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """[n, features]: what the fitted TfidfVectorizer computes (tests hold them equal)."""
+        rows, columns, values = self._entries(texts)
+        return sparse.csr_matrix((values, (rows, columns)), shape=(len(texts), len(self.ngrams)))
+
+    def _entries(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The non-zero features as (row, column, value): sublinear tf · idf, L2-normalised per row.
+
+        scikit-learn's `char_wb` analyzer builds every n-gram as a Python string and looks it up in a dict (~0.3 ms
+        a ticket), and its sparse helpers validate their input on every call (~1 ms a batch); here each n-gram is
+        an integer made of its code points (serving.weights' scheme), looked up by binary search in the
+        vocabulary's sorted keys, all in numpy. `char_wb`: lower-case, split on whitespace, pad each word with one
+        space on both sides, and take every window of 1–3 characters inside a padded word."""
+        padded = [[f" {word} " for word in text.lower().split()] for text in texts]
+        words = [word for words in padded for word in words]
+        if not words:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        lengths = np.fromiter((len(word) for word in words), dtype=np.int64, count=len(words))
+        doc_of_word = np.repeat(np.arange(len(texts)), [len(words) for words in padded])
+        utf32 = "".join(words).encode("utf-32-le", "surrogatepass")  # a lone surrogate is a character too
+        codes = np.frombuffer(utf32, dtype=np.uint32).astype(np.int64) + 1
+        word_of = np.repeat(np.arange(len(words)), lengths)
+        keys, order = self._sorted_keys
+        docs, columns = [], []
+        for width in range(NGRAM_RANGE[0], NGRAM_RANGE[1] + 1):
+            count = len(codes) - width + 1
+            inside = word_of[:count] == word_of[width - 1 : width - 1 + count]  # the window stays in one word
+            key = codes[:count]
+            for k in range(1, width):
+                key = (key << CODE_POINT_BITS) | codes[k : k + count]
+            key, owner = key[inside], doc_of_word[word_of[:count][inside]]
+            slot = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+            known = keys[slot] == key  # n-grams outside the vocabulary count for nothing, as in scikit-learn
+            docs.append(owner[known])
+            columns.append(order[slot[known]])
+        width = len(self.ngrams)
+        unique, counts = np.unique(np.concatenate(docs) * width + np.concatenate(columns), return_counts=True)
+        rows, cols = np.divmod(unique, width)
+        values = (1.0 + np.log(counts)) * self.idf[cols]
+        norms = np.sqrt(np.bincount(rows, weights=values * values, minlength=len(texts)))
+        return rows, cols, values / norms[rows]
+
+    @cached_property
+    def _sorted_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.fromiter((_key(gram) for gram in self.ngrams.tolist()), dtype=np.int64, count=len(self.ngrams))
+        order = np.argsort(keys)
+        return keys[order], order
+
+    def log_probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """[n, routes] log-softmax of the regression's logits (its own probabilities, as predict_proba's)."""
+        if not len(texts):
+            return np.zeros((0, len(self.intercept)))
+        rows, columns, values = self._entries(texts)
+        weighted = values[:, None] * self._kernel[columns]  # [entries, routes]
+        logits = np.stack([np.bincount(rows, weights=weighted[:, r], minlength=len(texts))
+                           for r in range(weighted.shape[1])], axis=1) + self.intercept
+        return _log_softmax(logits)
+
+    @cached_property
+    def _kernel(self) -> np.ndarray:
+        """[features, routes]: each entry's row of coefficients is then one contiguous read."""
+        return np.ascontiguousarray(self.coef.T)
+
+    def save(self, directory: Path) -> None:
+        np.savez(directory / FILE, ngrams=self.ngrams, idf=self.idf, coef=self.coef,
+                 intercept=self.intercept)
+
+    @classmethod
+    def load(cls, directory: Path) -> LinearArm | None:
+        path = directory / FILE
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as arrays:
+            ngrams = arrays["ngrams"]
+            arm = cls(ngrams, arrays["idf"], arrays["coef"], arrays["intercept"])
+        if ngrams.dtype.kind != "U" or ngrams.ndim != 1:
+            raise ValueError(f"{path}: 'ngrams' should be a list of strings")
+        if arm.coef.shape != (arm.intercept.shape[0], len(ngrams)) or arm.idf.shape != (len(ngrams),):
+            raise ValueError(f"{path}: the arrays' shapes do not agree ({arm.coef.shape}, {arm.idf.shape}, "
+                             f"{len(ngrams)} n-grams)")
+        return arm
+
+
+def _key(gram: str) -> int:
+    """An n-gram as one integer: its code points + 1, CODE_POINT_BITS each (3 × 21 bits fit an int64)."""
+    key = 0
+    for character in gram:
+        key = (key << CODE_POINT_BITS) | (ord(character) + 1)
+    return key
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def blend(network: np.ndarray, linear_log: np.ndarray, temperature: float) -> np.ndarray:
+    """The served probabilities: softmax of the mean of the two arms' log-probabilities, divided by the blend's
+    own temperature (fitted on held-out rows after averaging: two arms that agree would otherwise be over-sure)."""
+    mean = (np.log(np.clip(network, 1e-12, 1.0)) + linear_log) / 2.0
+    return np.exp(_log_softmax(mean / temperature)).astype(np.float32)
