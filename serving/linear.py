@@ -28,7 +28,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from serving.weights import CODE_POINT_BITS
+from serving.weights import CODE_POINT_BITS, code_point_key
 
 FILE = "linear.npz"
 # The reference baseline's settings (../shared/BASELINE.md): an arm that generalised to other writers as it does.
@@ -102,7 +102,8 @@ class LinearArm:
 
     @cached_property
     def _sorted_keys(self) -> tuple[np.ndarray, np.ndarray]:
-        keys = np.fromiter((_key(gram) for gram in self.ngrams.tolist()), dtype=np.int64, count=len(self.ngrams))
+        keys = np.fromiter((code_point_key(gram) for gram in self.ngrams.tolist()), dtype=np.int64,
+                           count=len(self.ngrams))
         order = np.argsort(keys)
         return keys[order], order
 
@@ -139,14 +140,6 @@ class LinearArm:
             raise ValueError(f"{path}: the arrays' shapes do not agree ({arm.coef.shape}, {arm.idf.shape}, "
                              f"{len(ngrams)} n-grams)")
         return arm
-
-
-def _key(gram: str) -> int:
-    """An n-gram as one integer: its code points + 1, CODE_POINT_BITS each (3 × 21 bits fit an int64)."""
-    key = 0
-    for character in gram:
-        key = (key << CODE_POINT_BITS) | (ord(character) + 1)
-    return key
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -83,8 +83,13 @@ def ngram_key(term: str) -> int:
     Keras joins the characters of an n-gram with a space separator: 'ab' is stored as 'a b', so a term of length
     2k-1 holds k characters at the even positions.
     """
+    return code_point_key(term[::2])
+
+
+def code_point_key(characters: str) -> int:
+    """Up to three characters as one integer: their code points + 1, CODE_POINT_BITS each (fits an int64)."""
     key = 0
-    for character in term[::2]:
+    for character in characters:
         key = (key << CODE_POINT_BITS) | (ord(character) + 1)
     return key
 
