@@ -153,17 +153,36 @@ def _train_into(model_dir: Path) -> None:
     train(load(CORPUS), model_dir, TrainOptions(epochs=4, patience=1), progress=None)
 
 
+# `make test` names one directory for both of its pytest runs, so the e2e phase serves the model the in-process phase
+# trained instead of training the same one again (~3 minutes on two cores); it is new for every `make test`.
+SHARED_MODEL_ENV = "FURIWAKE_TEST_MODEL_CACHE"
+
+
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small but real model trained once per test run on the bundled corpus (a few epochs).
 
     Under xdist the workers share one: the first to get the lock trains it in the run's common temporary
-    directory, the others wait and reuse it, instead of every worker training its own on the same cores.
+    directory (or in $FURIWAKE_TEST_MODEL_CACHE, shared by `make test`'s two runs), the others wait and reuse it,
+    instead of every worker training its own on the same cores.
     """
-    if _worker_id() == "master":
+    if os.environ.get(SHARED_MODEL_ENV):
+        run_dir = Path(os.environ[SHARED_MODEL_ENV])
+    elif _worker_id() == "master":
         model_dir = tmp_path_factory.mktemp("models")
         _train_into(model_dir)
         return model_dir
+    else:
+        run_dir = tmp_path_factory.getbasetemp().parent  # shared by this run's workers, not by other runs
+    model_dir, done = run_dir / "trained-model", run_dir / "trained-model.done"
+    with (run_dir / "trained-model.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(model_dir, ignore_errors=True)  # what a worker that crashed mid-training left
+            model_dir.mkdir()
+            _train_into(model_dir)
+            done.touch()
+    return model_dir
     run_dir = tmp_path_factory.getbasetemp().parent  # shared by this run's workers, not by other runs
     model_dir, done = run_dir / "trained-model", run_dir / "trained-model.done"
     with (run_dir / "trained-model.lock").open("w") as lock:
