@@ -11,15 +11,24 @@ from pathlib import Path
 
 
 def stop(children: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
-    """SIGTERM every child's process group, then SIGKILL the groups that have not exited within `timeout`."""
+    """SIGTERM to each child's own process, as the supervisor and a container runtime send it, so that a Celery
+    worker stops its pool itself; then SIGKILL what is left of each group once its leader exited or `timeout` passed.
+
+    (Signalling the whole group instead killed every pool child under a worker that was still running: the worker
+    started new ones, and its warm shutdown hung until the SIGKILL.)"""
     for child in children:
         if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
+            child.send_signal(signal.SIGTERM)
     for child in children:
         try:
             child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            pass
+        try:
             os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait()
 
 
 def free_port() -> int:

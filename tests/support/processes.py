@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.processes import stop
 from tests.support.paths import ROOT
+
+STOP_WAIT_S = 20  # a child still running this long after its SIGTERM is killed, with its whole group
 
 
 def free_port() -> int:
@@ -42,14 +44,9 @@ class Processes:
         return "\n".join(f"--- {name} ---\n{log.read_text(errors='replace')[-3000:]}" for name, _, log in self.children)
 
     def stop(self) -> None:
-        for _, child, _ in self.children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        for _, child, _ in self.children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+        """Each child's own process gets SIGTERM, then its group SIGKILL once it exited or STOP_WAIT_S passed
+        (bench.processes.stop: a Celery worker must stop its own pool)."""
+        stop([child for _, child, _ in self.children], STOP_WAIT_S)
 
 
 def service_env(database_url: str, broker_url: str, model_dir: Path, home: Path, **extra: str) -> dict[str, str]:
