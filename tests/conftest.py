@@ -183,13 +183,3 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             _train_into(model_dir)
             done.touch()
     return model_dir
-    run_dir = tmp_path_factory.getbasetemp().parent  # shared by this run's workers, not by other runs
-    model_dir, done = run_dir / "trained-model", run_dir / "trained-model.done"
-    with (run_dir / "trained-model.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(model_dir, ignore_errors=True)  # what a worker that crashed mid-training left
-            model_dir.mkdir()
-            _train_into(model_dir)
-            done.touch()
-    return model_dir
