@@ -32,6 +32,7 @@ def stop(children: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
 
 
 def free_port() -> int:
+    """A port the kernel just handed out, so parallel tests (xdist workers, other runs) never share one."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

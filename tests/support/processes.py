@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.processes import stop
+from bench.processes import free_port, stop  # free_port: the tests import it from here too
 from tests.support.paths import ROOT
 
 STOP_WAIT_S = 20  # a child still running this long after its SIGTERM is killed, with its whole group
-
-
-def free_port() -> int:
-    """A port the kernel just handed out, so parallel tests (xdist workers, other runs) never share one."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Processes:
