@@ -2,14 +2,17 @@
 
 The network (an LSTM over MeCab tokens with its own n-gram arm) and a linear model over character n-grams make
 different mistakes on writers neither has read: averaged, they beat both (docs/quality.md measures each arm). The
-linear model reads the text as the customer wrote it (the reference baseline's features: `char_wb` 1–3-grams,
-sublinear tf-idf, L2-normalised); on the MeCab-prepared text, which drops symbols and zeroes digits, it was a
-point worse on another writer's tickets.
+linear model reads the text as the customer wrote it (the reference baseline's features, `char_wb` n-grams with
+sublinear tf-idf, L2-normalised, but 1–4 characters wide where the baseline stops at 3: a four-character window
+holds most of a Japanese word, and on the writer splits it gained about a point alone and half a point averaged,
+docs/quality.md); on the MeCab-prepared text, which drops symbols and zeroes digits, it was a point worse on
+another writer's tickets.
 
-A version stores it as `linear.npz` beside serving.npz: the n-grams (in column order), their idf, and the
-regression's coefficients and intercepts, in the route order of meta.json's labels. No pickle: the arrays are read
-with allow_pickle=False, and transform() rebuilds the features with a CountVectorizer over that fixed vocabulary,
-so what a worker computes does not depend on scikit-learn's private state. A version without the file (trained
+A version stores it as `linear.npz` beside serving.npz: the n-grams (in column order), their idf, the
+regression's coefficients and intercepts, in the route order of meta.json's labels, and the n-gram widths (a
+file without them was fitted with the baseline's 1–3). No pickle: the arrays are read
+with allow_pickle=False, and the features are rebuilt from them in numpy (`_entries`), so what a worker computes
+does not depend on scikit-learn's private state. A version without the file (trained
 before the arm existed, or with ModelConfig.linear off) is served by its network alone.
 
 No TensorFlow here: training.train fits it, serving.predictor serves it. scikit-learn is imported with the module,
@@ -28,19 +31,23 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from serving.weights import CODE_POINT_BITS, code_point_key
-
 FILE = "linear.npz"
-# The reference baseline's settings (../shared/BASELINE.md): an arm that generalised to other writers as it does.
-ANALYZER, NGRAM_RANGE, C = "char_wb", (1, 3), 10.0
+# The reference baseline's settings (../shared/BASELINE.md), with windows one character wider (docs/quality.md).
+ANALYZER, NGRAM_RANGE, C = "char_wb", (1, 4), 10.0
+LEGACY_NGRAM_RANGE = (1, 3)  # what a linear.npz without `ngram_range` was fitted with
+KEY_BITS = 63  # an n-gram's key is an int64: its characters' ids, `_id_bits` bits each
 
 
 @dataclass(frozen=True)
 class LinearArm:
-    ngrams: np.ndarray  # [features] str, in column order (a numpy array: 12 bytes an n-gram, not a str object)
+    ngrams: np.ndarray  # [features] str, in column order (a numpy array: 4 bytes a character, not a str object)
     idf: np.ndarray  # [features]
     coef: np.ndarray  # [routes, features]
     intercept: np.ndarray  # [routes]
+    ngram_range: tuple[int, int] = LEGACY_NGRAM_RANGE
+
+    def __post_init__(self) -> None:
+        self._id_bits  # noqa: B018 - refuse, when made, an arm whose n-grams cannot be keyed
 
     @classmethod
     def fit(cls, texts: Sequence[str], labels: np.ndarray, routes: int, sample_weight: np.ndarray | None = None
@@ -56,7 +63,7 @@ class LinearArm:
         vocabulary = vectorizer.vocabulary_
         ngrams = np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=str)
         return cls(ngrams, vectorizer.idf_.astype(np.float64), model.coef_.astype(np.float64),
-                   model.intercept_.astype(np.float64))
+                   model.intercept_.astype(np.float64), NGRAM_RANGE)
 
     def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """[n, features]: what the fitted TfidfVectorizer computes (tests hold them equal)."""
@@ -67,32 +74,39 @@ class LinearArm:
         """The non-zero features as (row, column, value): sublinear tf · idf, L2-normalised per row.
 
         scikit-learn's `char_wb` analyzer builds every n-gram as a Python string and looks it up in a dict (~0.3 ms
-        a ticket), and its sparse helpers validate their input on every call (~1 ms a batch); here each n-gram is
-        an integer made of its code points (serving.weights' scheme), looked up by binary search in the
-        vocabulary's sorted keys, all in numpy. `char_wb`: lower-case, split on whitespace, pad each word with one
-        space on both sides, and take every window of 1–3 characters inside a padded word."""
+        a ticket), and its sparse helpers validate their input on every call (~1 ms a batch); here each character
+        becomes its id in the vocabulary's alphabet (0 when no known n-gram holds it), each n-gram the integer made
+        of its characters' ids, looked up by binary search in the vocabulary's sorted keys, all in numpy. `char_wb`:
+        lower-case, split on whitespace, pad each word with one space on both sides, and take every window of
+        `ngram_range` characters inside a padded word (a padded word has at least three characters, so
+        scikit-learn's special case for a word shorter than the narrowest window never arises)."""
         padded = [[f" {word} " for word in text.lower().split()] for text in texts]
         words = [word for words in padded for word in words]
         if not words:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         lengths = np.fromiter((len(word) for word in words), dtype=np.int64, count=len(words))
         doc_of_word = np.repeat(np.arange(len(texts)), [len(words) for words in padded])
-        utf32 = "".join(words).encode("utf-32-le", "surrogatepass")  # a lone surrogate is a character too
-        codes = np.frombuffer(utf32, dtype=np.uint32).astype(np.int64) + 1
+        ids = self._character_ids(_code_points("".join(words)))
         word_of = np.repeat(np.arange(len(words)), lengths)
         keys, order = self._sorted_keys
+        bits = self._id_bits
         docs, columns = [], []
-        for width in range(NGRAM_RANGE[0], NGRAM_RANGE[1] + 1):
-            count = len(codes) - width + 1
+        for width in range(self.ngram_range[0], self.ngram_range[1] + 1):
+            count = len(ids) - width + 1
+            if count <= 0:
+                continue
             inside = word_of[:count] == word_of[width - 1 : width - 1 + count]  # the window stays in one word
-            key = codes[:count]
+            key = ids[:count]
+            known = key > 0
             for k in range(1, width):
-                key = (key << CODE_POINT_BITS) | codes[k : k + count]
+                key = (key << bits) | ids[k : k + count]
+                known &= ids[k : k + count] > 0
+            inside &= known  # a character no n-gram holds: the window is in no n-gram either
             key, owner = key[inside], doc_of_word[word_of[:count][inside]]
             slot = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
-            known = keys[slot] == key  # n-grams outside the vocabulary count for nothing, as in scikit-learn
-            docs.append(owner[known])
-            columns.append(order[slot[known]])
+            found = keys[slot] == key  # n-grams outside the vocabulary count for nothing, as in scikit-learn
+            docs.append(owner[found])
+            columns.append(order[slot[found]])
         width = len(self.ngrams)
         unique, counts = np.unique(np.concatenate(docs) * width + np.concatenate(columns), return_counts=True)
         rows, cols = np.divmod(unique, width)
@@ -101,9 +115,36 @@ class LinearArm:
         return rows, cols, values / norms[rows]
 
     @cached_property
+    def _alphabet(self) -> np.ndarray:
+        """The sorted code points of every character in the vocabulary's n-grams."""
+        return np.unique(_code_points("".join(self.ngrams.tolist())))
+
+    @cached_property
+    def _id_bits(self) -> int:
+        """Bits per character id (ids 1..alphabet size; 0 is "in no n-gram"), so that the widest n-gram's key fits
+        an int64: 15 bits for up to 32,767 distinct characters at width 4."""
+        bits = max(1, len(self._alphabet).bit_length())
+        if bits * self.ngram_range[1] > KEY_BITS:
+            raise ValueError(f"the linear arm's vocabulary has {len(self._alphabet)} distinct characters: too many to "
+                             f"key its {self.ngram_range[1]}-character n-grams in 64 bits")
+        return bits
+
+    def _character_ids(self, code_points: np.ndarray) -> np.ndarray:
+        alphabet = self._alphabet
+        slot = np.minimum(np.searchsorted(alphabet, code_points), max(len(alphabet) - 1, 0))
+        return np.where(alphabet[slot] == code_points, slot + 1, 0) if len(alphabet) else np.zeros_like(code_points)
+
+    @cached_property
     def _sorted_keys(self) -> tuple[np.ndarray, np.ndarray]:
-        keys = np.fromiter((code_point_key(gram) for gram in self.ngrams.tolist()), dtype=np.int64,
-                           count=len(self.ngrams))
+        """(the vocabulary's keys, sorted; the column of each): an n-gram's key is its characters' ids, the first
+        in the highest bits. Ids start at 1, so n-grams of different widths never share a key."""
+        grams = self.ngrams.tolist()
+        lengths = np.fromiter((len(gram) for gram in grams), dtype=np.int64, count=len(grams))
+        ids = self._character_ids(_code_points("".join(grams)))
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        position = np.arange(len(ids)) - np.repeat(starts, lengths)  # of each character within its n-gram
+        shifted = ids << (self._id_bits * (np.repeat(lengths, lengths) - 1 - position))
+        keys = np.add.reduceat(shifted, starts) if len(grams) else np.zeros(0, np.int64)  # disjoint bits: sum = or
         order = np.argsort(keys)
         return keys[order], order
 
@@ -124,7 +165,7 @@ class LinearArm:
 
     def save(self, directory: Path) -> None:
         np.savez(directory / FILE, ngrams=self.ngrams, idf=self.idf, coef=self.coef,
-                 intercept=self.intercept)
+                 intercept=self.intercept, ngram_range=np.array(self.ngram_range, dtype=np.int64))
 
     @classmethod
     def load(cls, directory: Path) -> LinearArm | None:
@@ -133,13 +174,22 @@ class LinearArm:
             return None
         with np.load(path, allow_pickle=False) as arrays:
             ngrams = arrays["ngrams"]
-            arm = cls(ngrams, arrays["idf"], arrays["coef"], arrays["intercept"])
+            ngram_range = (tuple(int(width) for width in arrays["ngram_range"]) if "ngram_range" in arrays.files
+                           else LEGACY_NGRAM_RANGE)
+            if len(ngram_range) != 2 or not 1 <= ngram_range[0] <= ngram_range[1]:
+                raise ValueError(f"{path}: 'ngram_range' should be two widths, the narrowest first; got {ngram_range}")
+            arm = cls(ngrams, arrays["idf"], arrays["coef"], arrays["intercept"], ngram_range)
         if ngrams.dtype.kind != "U" or ngrams.ndim != 1:
             raise ValueError(f"{path}: 'ngrams' should be a list of strings")
         if arm.coef.shape != (arm.intercept.shape[0], len(ngrams)) or arm.idf.shape != (len(ngrams),):
             raise ValueError(f"{path}: the arrays' shapes do not agree ({arm.coef.shape}, {arm.idf.shape}, "
                              f"{len(ngrams)} n-grams)")
         return arm
+
+
+def _code_points(text: str) -> np.ndarray:
+    """int64 [len(text)]: each character's code point (a lone surrogate is a character too)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

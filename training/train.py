@@ -358,7 +358,8 @@ def train(
             train_seconds=round(time.monotonic() - started, 1),
             trigger=trigger,
             extra={**({"categories": categories} if categories else {}),
-                   **({"linear": {"temperature": linear_report["temperature"], "ngrams": len(linear.ngrams)}}
+                   **({"linear": {"temperature": linear_report["temperature"], "ngrams": len(linear.ngrams),
+                                  "widths": list(linear.ngram_range)}}
                       if linear is not None else {})},
         )
         write_meta(staging, meta)

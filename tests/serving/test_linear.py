@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.linear import FILE, LinearArm, blend
+from serving.linear import FILE, LEGACY_NGRAM_RANGE, NGRAM_RANGE, LinearArm, blend
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +25,7 @@ def _fitted(weights: np.ndarray | None = None) -> tuple[LinearArm, object, objec
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAM_RANGE, sublinear_tf=True)
     regression = LogisticRegression(C=10, max_iter=2000, class_weight="balanced")
     regression.fit(vectorizer.fit_transform(TEXTS), LABELS, sample_weight=weights)
     return LinearArm.fit(TEXTS, LABELS, 3, weights), vectorizer, regression
@@ -53,7 +53,7 @@ def test_features_equal_the_vectorizers_on_the_corpus():
     texts, routes = corpus.texts[::8][:800], corpus.routes[::8][:800]
     labels = np.array([["Account", "Payment", "Other"].index(r) for r in routes])
     arm = LinearArm.fit(texts[:400], labels[:400], 3)
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True).fit(texts[:400])
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAM_RANGE, sublinear_tf=True).fit(texts[:400])
     for part in (texts[:400], texts[400:]):
         np.testing.assert_allclose(arm.features(part).toarray(), vectorizer.transform(part).toarray(), atol=1e-12)
 
@@ -75,6 +75,33 @@ def test_the_file_round_trips_without_pickle_and_a_version_without_it_has_no_arm
     loaded = LinearArm.load(tmp_path)
     assert loaded is not None and np.array_equal(loaded.ngrams, arm.ngrams)
     np.testing.assert_array_equal(loaded.log_probabilities(TEXTS), arm.log_probabilities(TEXTS))
+
+
+def test_a_file_without_its_widths_is_read_as_the_baselines_one_to_three(tmp_path):
+    """A version trained before the widths were stored (1–3, the baseline's) is still served as it was fitted."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=LEGACY_NGRAM_RANGE, sublinear_tf=True)
+    regression = LogisticRegression(C=10, max_iter=2000, class_weight="balanced")
+    regression.fit(vectorizer.fit_transform(TEXTS), LABELS)
+    vocabulary = vectorizer.vocabulary_
+    np.savez(tmp_path / FILE, ngrams=np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=str),
+             idf=vectorizer.idf_, coef=regression.coef_, intercept=regression.intercept_)
+    loaded = LinearArm.load(tmp_path)
+    assert loaded is not None and loaded.ngram_range == LEGACY_NGRAM_RANGE
+    unseen = ["ログインできない😭", "返金まだ？", "a b", ""]
+    np.testing.assert_allclose(np.exp(loaded.log_probabilities(unseen)),
+                               regression.predict_proba(vectorizer.transform(unseen)), rtol=1e-9, atol=1e-12)
+
+
+def test_n_grams_that_cannot_be_keyed_in_64_bits_are_refused():
+    """Ids of 12 bits (4,095 characters) times six characters would need 72 bits: refused when the arm is made,
+    not mis-served."""
+    characters = [chr(0x4E00 + i) for i in range(4095)]
+    ngrams = np.array(characters + ["".join(characters[:6])], dtype=str)
+    with pytest.raises(ValueError, match="too many to key its 6-character n-grams"):
+        LinearArm(ngrams, np.ones(len(ngrams)), np.zeros((3, len(ngrams))), np.zeros(3), (1, 6))
 
 
 def test_arrays_that_do_not_agree_are_refused_with_the_file_named(tmp_path):

@@ -36,7 +36,9 @@ def test_artifact_directory_is_complete(trained_model_dir):
     fine = meta.metrics.validation["category"]
     assert fine["n"] == meta.counts.validation and fine["accuracy"] > 0.4 and fine["macro_f1"] > 0.3
     # The linear arm: its own temperature, and each arm's validation macro-F1 beside the served average's.
-    assert meta.model.linear is True and meta.extra["linear"]["ngrams"] == len(LinearArm.load(path).ngrams)
+    arm = LinearArm.load(path)
+    assert meta.model.linear is True and meta.extra["linear"]["ngrams"] == len(arm.ngrams)
+    assert meta.extra["linear"]["widths"] == list(arm.ngram_range) == [1, 4]
     assert meta.extra["linear"]["temperature"] == meta.metrics.validation["calibration"]["blend_temperature"] > 0
     arms = meta.metrics.validation["arms"]
     assert set(arms) == {"network", "linear", "averaged"} and min(arms.values()) > 0.7
