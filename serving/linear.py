@@ -40,7 +40,7 @@ KEY_BITS = 63  # an n-gram's key is an int64: its characters' ids, `_id_bits` bi
 
 @dataclass(frozen=True)
 class LinearArm:
-    ngrams: np.ndarray  # [features] str, in column order (a numpy array: 4 bytes a character, not a str object)
+    ngrams: np.ndarray  # [features] str, in column order (numpy: 16 bytes an n-gram of up to 4, not a str object)
     idf: np.ndarray  # [features]
     coef: np.ndarray  # [routes, features]
     intercept: np.ndarray  # [routes]
