@@ -9,7 +9,8 @@ docs/quality.md); on the MeCab-prepared text, which drops symbols and zeroes dig
 another writer's tickets.
 
 A version stores it as `linear.npz` beside serving.npz: the n-grams (in column order), their idf, the
-regression's coefficients and intercepts, in the route order of meta.json's labels, and the n-gram widths (a
+regression's coefficients and intercepts (divided by the arm's own temperature, fitted on the validation rows, in
+versions trained since 2026-12-05), in the route order of meta.json's labels, and the n-gram widths (a
 file without them was fitted with the baseline's 1–3). No pickle: the arrays are read
 with allow_pickle=False, and the features are rebuilt from them in numpy (`_entries`), so what a worker computes
 does not depend on scikit-learn's private state. A version without the file (trained
@@ -22,7 +23,7 @@ so a worker's pool parent imports it before the fork (worker/classify_app.py), a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -64,6 +65,11 @@ class LinearArm:
         ngrams = np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=str)
         return cls(ngrams, vectorizer.idf_.astype(np.float64), model.coef_.astype(np.float64),
                    model.intercept_.astype(np.float64), NGRAM_RANGE)
+
+    def tempered(self, temperature: float) -> LinearArm:
+        """The same arm with its logits divided by `temperature`: calibrated probabilities, the same argmax
+        (training.train folds the arm's own fitted temperature in, as it does the network's into its head)."""
+        return replace(self, coef=self.coef / temperature, intercept=self.intercept / temperature)
 
     def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """[n, features]: what the fitted TfidfVectorizer computes (tests hold them equal)."""

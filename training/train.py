@@ -302,6 +302,7 @@ def train(
                               "target_precision": options.target_precision}
     if linear is not None:
         metrics["calibration"]["blend_temperature"] = linear_report["temperature"]
+        metrics["calibration"]["linear_temperature"] = linear_report["arm_temperature"]
         metrics["arms"] = linear_report["arms"]
     if val_category_probabilities is not None:
         metrics["category"] = category_scores([fine[i] for i in val_idx], val_category_probabilities, categories)
@@ -358,7 +359,8 @@ def train(
             train_seconds=round(time.monotonic() - started, 1),
             trigger=trigger,
             extra={**({"categories": categories} if categories else {}),
-                   **({"linear": {"temperature": linear_report["temperature"], "ngrams": len(linear.ngrams),
+                   **({"linear": {"temperature": linear_report["temperature"],
+                                  "arm_temperature": linear_report["arm_temperature"], "ngrams": len(linear.ngrams),
                                   "widths": list(linear.ngram_range)}}
                       if linear is not None else {})},
         )
@@ -380,16 +382,24 @@ def _fit_linear(dataset: Dataset, train_idx: list[int], val_idx: list[int], y_tr
 
     The average of the two arms gets a temperature of its own, fitted on the validation rows like the network's:
     neither arm saw those rows. The report gives each arm's validation macro-F1 and the average's, so meta.json
-    says what each arm adds (the network's probabilities are its calibrated ones, the linear arm's its own)."""
+    says what each arm adds (each arm's probabilities calibrated, as the average reads them)."""
     texts = dataset.texts
+    val_texts = [texts[i] for i in val_idx]
     linear = LinearArm.fit([texts[i] for i in train_idx], y_train, len(ROUTES), row_weights)
-    linear_val = linear.log_probabilities([texts[i] for i in val_idx])
+    # The arm is calibrated on the validation rows before the average, as the network is: an average of
+    # log-probabilities lets the more extreme arm decide, and uncalibrated the two are extreme for reasons of their
+    # own (the regularised regression flat on rows like its training rows, the network sharp on a corpus it
+    # separates). Calibrated on the same held-out rows, each gets the say its held-out confidence earns
+    # (docs/quality.md, "The arms' calibration"). Folded into the coefficients, so serving is unchanged.
+    arm_temperature = calibration.fit_temperature(np.exp(linear.log_probabilities(val_texts)), y_val)
+    linear = linear.tempered(arm_temperature)
+    linear_val = linear.log_probabilities(val_texts)
     temperature = calibration.fit_temperature(blend(network_val, linear_val, 1.0), y_val)
     served = blend(network_val, linear_val, temperature)
     gold = [ROUTES[i] for i in y_val]
     arms = {"network": score(gold, network_val)["macro_f1"], "linear": score(gold, np.exp(linear_val))["macro_f1"],
             "averaged": score(gold, served)["macro_f1"]}
-    return linear, served, {"temperature": temperature, "arms": arms}
+    return linear, served, {"temperature": temperature, "arm_temperature": arm_temperature, "arms": arms}
 
 
 def _arms_figures(report: dict[str, Any]) -> str:

@@ -127,3 +127,22 @@ def test_the_blend_is_the_tempered_softmax_of_the_mean_log_probability():
     # Two arms that agree give their own probabilities back at temperature 1; a higher one softens them.
     np.testing.assert_allclose(blend(network, np.log(network), 1.0), network, rtol=1e-6)
     assert blend(network, np.log(network), 2.0).max() < network.max()
+
+
+def test_a_tempered_arm_gives_the_regressions_probabilities_re_tempered_and_keeps_its_file_format(tmp_path):
+    """training.train folds the arm's own temperature into its coefficients: softmax(logits / T), same argmax."""
+    arm, vectorizer, regression = _fitted()
+    logits = regression.decision_function(vectorizer.transform(TEXTS))
+    for temperature in (0.5, 2.0):
+        tempered = arm.tempered(temperature)
+        expected = logits / temperature
+        expected = np.exp(expected) / np.exp(expected).sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(np.exp(tempered.log_probabilities(TEXTS)), expected, rtol=1e-6)
+        assert (expected.argmax(axis=1) == regression.predict(vectorizer.transform(TEXTS))).all()
+        tempered.save(tmp_path)
+        np.testing.assert_allclose(LinearArm.load(tmp_path).log_probabilities(TEXTS),
+                                   tempered.log_probabilities(TEXTS), rtol=1e-9)
+    # Sharper below 1, flatter above.
+    assert np.exp(arm.tempered(0.5).log_probabilities(TEXTS)).max(axis=1).mean() > \
+        np.exp(arm.log_probabilities(TEXTS)).max(axis=1).mean() > \
+        np.exp(arm.tempered(2.0).log_probabilities(TEXTS)).max(axis=1).mean()

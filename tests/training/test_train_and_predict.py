@@ -40,6 +40,8 @@ def test_artifact_directory_is_complete(trained_model_dir):
     assert meta.model.linear is True and meta.extra["linear"]["ngrams"] == len(arm.ngrams)
     assert meta.extra["linear"]["widths"] == list(arm.ngram_range) == [1, 4]
     assert meta.extra["linear"]["temperature"] == meta.metrics.validation["calibration"]["blend_temperature"] > 0
+    # The arm's own temperature (fitted on the validation rows, folded into its coefficients) is on record too.
+    assert meta.extra["linear"]["arm_temperature"] == meta.metrics.validation["calibration"]["linear_temperature"] > 0
     arms = meta.metrics.validation["arms"]
     assert set(arms) == {"network", "linear", "averaged"} and min(arms.values()) > 0.7
     assert arms["averaged"] == pytest.approx(meta.metrics.validation["macro_f1"])
