@@ -24,7 +24,9 @@ calibrated and gets its review thresholds on its own validation split (training.
 baseline (../shared/BASELINE.md) trains on exactly the LSTM's training rows of the same seed.
 
 Reported per model: mean ± standard deviation over the seeds, and the range, of accuracy, macro-F1, ECE, the share
-routed without review, and the accuracy among those; and the model's own validation macro-F1, whose spread over
+routed without review (below its route's threshold, or `unfamiliar`: n-gram coverage under the floor measured on
+the validation rows, whose share is reported too), and the accuracy among those; and the model's own validation
+macro-F1, whose spread over
 seeds is the retraining noise RETRAIN_MIN_GAIN must stand above (docs/quality.md).
 """
 
@@ -98,12 +100,14 @@ def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return model, train
 
 
-def probability_scores(routes: list[str], probabilities: np.ndarray, thresholds: dict[str, float]
-                       ) -> dict[str, float]:
+def probability_scores(routes: list[str], probabilities: np.ndarray, thresholds: dict[str, float],
+                       familiar: np.ndarray | None = None) -> dict[str, float]:
+    """`familiar`: Predictor.scores' flag; an unfamiliar ticket goes to review as in worker.routing."""
+    from core.routes import ROUTES
     from training.metrics import auto_routed, score
 
     metrics = score(routes, probabilities)
-    kept = auto_routed(routes, probabilities, thresholds)
+    kept = auto_routed(routes, probabilities, thresholds, ROUTES, familiar)
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"],
             "auto_share": kept["share"], "auto_accuracy": kept["accuracy"]}
 
@@ -124,13 +128,14 @@ def arm_rows(case: str, model: str, seed: int, routes: list[str], arms: dict[str
     return rows
 
 
-def offtopic_scores(probabilities: np.ndarray, thresholds: dict[str, float]) -> dict[str, float]:
+def offtopic_scores(probabilities: np.ndarray, thresholds: dict[str, float],
+                    familiar: np.ndarray | None = None) -> dict[str, float]:
     """Of questions whose truth is Other: the share sent to Account or Payment without review (and at all)."""
     from core.routes import ROUTES
     from training.metrics import without_review
 
     wrong = np.array([ROUTES[i] != "Other" for i in probabilities.argmax(axis=1)])
-    confident = without_review(probabilities, thresholds)
+    confident = without_review(probabilities, thresholds, ROUTES, familiar)
     return {"to_account_or_payment": float(wrong.mean()), "without_review": float((wrong & confident).mean())}
 
 
@@ -171,9 +176,14 @@ def run_case(name: str, train_set: Any, test_set: Any, arms: list[str], seeds: l
             with tempfile.TemporaryDirectory() as tmp:
                 result = train(train_set, Path(tmp), options, progress=None)
                 predictor = Predictor(result.path, warm_up=False)
-                test_probabilities = predictor.probabilities(test_set.texts)
-                offtopic_probabilities = predictor.probabilities(offtopic.texts) if offtopic is not None else None
-                scores = probability_scores(test_set.routes, test_probabilities, predictor.thresholds)
+                test_scores = predictor.scores(test_set.texts)
+                test_probabilities = test_scores.routes
+                offtopic_scored = predictor.scores(offtopic.texts) if offtopic is not None else None
+                offtopic_probabilities = offtopic_scored.routes if offtopic_scored is not None else None
+                scores = probability_scores(test_set.routes, test_probabilities, predictor.thresholds,
+                                            test_scores.familiar)
+                if test_scores.familiar is not None:  # the share sent to review as unlike the training rows
+                    scores["unfamiliar"] = float(1.0 - test_scores.familiar.mean())
                 rows += arm_rows(name, ARMS[arm], seed, test_set.routes, predictor.arms(test_set.texts))
                 if ensemble:
                     kept[arm].append((test_probabilities, offtopic_probabilities, dict(predictor.thresholds)))
@@ -182,9 +192,10 @@ def run_case(name: str, train_set: Any, test_set: Any, arms: list[str], seeds: l
                              "validation_macro_f1": validation["macro_f1"],
                              "temperature": validation["calibration"]["temperature"],
                              "train_s": round(time.monotonic() - started, 1)})
-                if offtopic_probabilities is not None:
+                if offtopic_scored is not None:
                     rows.append({"case": "offtopic", "model": ARMS[arm], "seed": seed,
-                                 **offtopic_scores(offtopic_probabilities, predictor.thresholds)})
+                                 **offtopic_scores(offtopic_scored.routes, predictor.thresholds,
+                                                   offtopic_scored.familiar)})
             print(f"  seed {seed} {ARMS[arm]}: {rows[-1 if offtopic is None else -2]}", file=sys.stderr, flush=True)
         train_idx, _ = split(train_set, TrainOptions().validation_fraction, seed)
         texts = [train_set.examples[i].text for i in train_idx]

@@ -112,11 +112,13 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps({"route": prediction.route, "confidence": prediction.confidence,
                               "probabilities": prediction.probabilities, "category": prediction.category,
                               "category_confidence": prediction.category_confidence,
-                              "model_version": predictor.version}, ensure_ascii=False))
+                              "familiar": prediction.familiar, "model_version": predictor.version},
+                             ensure_ascii=False))
         else:
             scores = "  ".join(f"{k} {v:.3f}" for k, v in prediction.probabilities.items())
             fine = f"\t{prediction.category} {prediction.category_confidence:.3f}" if prediction.category else ""
-            print(f"{prediction.route}\t{prediction.confidence:.3f}\t({scores}){fine}\t{text[:60]!r}")
+            unfamiliar = "" if prediction.familiar else "\tunfamiliar text: review"
+            print(f"{prediction.route}\t{prediction.confidence:.3f}\t({scores}){fine}{unfamiliar}\t{text[:60]!r}")
     return 0
 
 

@@ -37,6 +37,8 @@ FILE = "linear.npz"
 ANALYZER, NGRAM_RANGE, C = "char_wb", (1, 4), 10.0
 LEGACY_NGRAM_RANGE = (1, 3)  # what a linear.npz without `ngram_range` was fitted with
 KEY_BITS = 63  # an n-gram's key is an int64: its characters' ids, `_id_bits` bits each
+# Coverage counts the windows this wide or wider: one- and two-character windows are nearly all known in any text.
+COVERAGE_WIDTH = 3
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,12 @@ class LinearArm:
 
     def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """[n, features]: what the fitted TfidfVectorizer computes (tests hold them equal)."""
-        rows, columns, values = self._entries(texts)
+        rows, columns, values, _ = self._entries(texts)
         return sparse.csr_matrix((values, (rows, columns)), shape=(len(texts), len(self.ngrams)))
 
-    def _entries(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The non-zero features as (row, column, value): sublinear tf · idf, L2-normalised per row.
+    def _entries(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The non-zero features as (row, column, value): sublinear tf · idf, L2-normalised per row; and each text's
+        coverage (`coverage`).
 
         scikit-learn's `char_wb` analyzer builds every n-gram as a Python string and looks it up in a dict (~0.3 ms
         a ticket), and its sparse helpers validate their input on every call (~1 ms a batch); here each character
@@ -89,7 +92,7 @@ class LinearArm:
         padded = [[f" {word} " for word in text.lower().split()] for text in texts]
         words = [word for words in padded for word in words]
         if not words:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.ones(len(texts))
         lengths = np.fromiter((len(word) for word in words), dtype=np.int64, count=len(words))
         doc_of_word = np.repeat(np.arange(len(texts)), [len(words) for words in padded])
         ids = self._character_ids(_code_points("".join(words)))
@@ -97,11 +100,14 @@ class LinearArm:
         keys, order = self._sorted_keys
         bits = self._id_bits
         docs, columns = [], []
+        windows, known_windows = np.zeros(len(texts)), np.zeros(len(texts))
         for width in range(self.ngram_range[0], self.ngram_range[1] + 1):
             count = len(ids) - width + 1
             if count <= 0:
                 continue
             inside = word_of[:count] == word_of[width - 1 : width - 1 + count]  # the window stays in one word
+            if width >= COVERAGE_WIDTH:
+                windows += np.bincount(doc_of_word[word_of[:count][inside]], minlength=len(texts))
             key = ids[:count]
             known = key > 0
             for k in range(1, width):
@@ -113,12 +119,15 @@ class LinearArm:
             found = keys[slot] == key  # n-grams outside the vocabulary count for nothing, as in scikit-learn
             docs.append(owner[found])
             columns.append(order[slot[found]])
+            if width >= COVERAGE_WIDTH:
+                known_windows += np.bincount(owner[found], minlength=len(texts))
         width = len(self.ngrams)
         unique, counts = np.unique(np.concatenate(docs) * width + np.concatenate(columns), return_counts=True)
         rows, cols = np.divmod(unique, width)
         values = (1.0 + np.log(counts)) * self.idf[cols]
         norms = np.sqrt(np.bincount(rows, weights=values * values, minlength=len(texts)))
-        return rows, cols, values / norms[rows]
+        coverage = np.divide(known_windows, windows, out=np.ones(len(texts)), where=windows > 0)
+        return rows, cols, values / norms[rows], coverage
 
     @cached_property
     def _alphabet(self) -> np.ndarray:
@@ -156,13 +165,23 @@ class LinearArm:
 
     def log_probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """[n, routes] log-softmax of the regression's logits (its own probabilities, as predict_proba's)."""
+        return self.read(texts)[0]
+
+    def coverage(self, texts: Sequence[str]) -> np.ndarray:
+        """[n] the share of each text's windows of COVERAGE_WIDTH characters or more (within a padded word, as the
+        features take them) that are n-grams of the vocabulary; 1.0 for a text without any. Low coverage means a
+        text unlike the rows the arm was fitted on: another business's words, another language."""
+        return self.read(texts)[1]
+
+    def read(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(log_probabilities, coverage) of the texts, from one pass over their windows."""
         if not len(texts):
-            return np.zeros((0, len(self.intercept)))
-        rows, columns, values = self._entries(texts)
+            return np.zeros((0, len(self.intercept))), np.zeros(0)
+        rows, columns, values, coverage = self._entries(texts)
         weighted = values[:, None] * self._kernel[columns]  # [entries, routes]
         logits = np.stack([np.bincount(rows, weights=weighted[:, r], minlength=len(texts))
                            for r in range(weighted.shape[1])], axis=1) + self.intercept
-        return _log_softmax(logits)
+        return _log_softmax(logits), coverage
 
     @cached_property
     def _kernel(self) -> np.ndarray:

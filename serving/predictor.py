@@ -18,7 +18,9 @@ the head's order) from the same compiled call; one trained before it serves rout
 A version with a linear arm (serving.linear, `linear.npz`) serves the average of the network's route probabilities
 and the linear arm's, re-tempered (meta.json's extra.linear.temperature); the category comes from the network alone.
 The linear arm reads the raw text, so the served entry points take it: scores(texts) / predict(texts), with the
-prepared texts passed along when the caller has them. scores_prepared() is the network arm alone.
+prepared texts passed along when the caller has them. scores_prepared() is the network arm alone. The same pass
+says whether each text is familiar: whether its n-gram coverage reaches the floor training measured on the
+validation rows (extra.linear.coverage_floor); an unfamiliar ticket goes to review (worker.routing).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Prediction:
     probabilities: dict[str, float]
     category: str | None = None  # the fine category; None from a version without the category head
     category_confidence: float | None = None
+    familiar: bool = True  # False: the text is unlike the rows the thresholds were measured on; review it
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Scores:
 
     routes: np.ndarray
     categories: np.ndarray | None
+    familiar: np.ndarray | None = None  # [n] bool from a version with a linear arm (its coverage floor)
 
 
 def length_sizes(sequence_length: int) -> tuple[int, ...]:
@@ -114,6 +118,7 @@ class Predictor:
         self.categories: list[str] = self._category_labels(weights.category_count)
         self._linear = LinearArm.load(version_path)
         self._linear_temperature = self._blend_temperature() if self._linear is not None else 1.0
+        self.coverage_floor = self._coverage_floor()
         self._bidirectional = weights.bidirectional
         self._vectorize = compiled.vectorizer(weights)
         self._classify = compiled.classifier(weights)
@@ -141,6 +146,15 @@ class Predictor:
             raise MalformedMetaError(f"{meta_path(self.path)}: a version with {self.path / 'linear.npz'} needs "
                                      "extra.linear.temperature, the averaged arms' temperature (> 0)")
         return float(temperature)
+
+    def _coverage_floor(self) -> float:
+        """Below it a ticket is unfamiliar; 0.0 (none is) for a version trained before the floor was measured."""
+        linear = self.meta.extra.get("linear")
+        floor = linear.get("coverage_floor", 0.0) if isinstance(linear, dict) else 0.0
+        if not isinstance(floor, int | float) or isinstance(floor, bool) or not 0.0 <= floor <= 1.0:
+            raise MalformedMetaError(f"{meta_path(self.path)}: extra.linear.coverage_floor should be a share "
+                                     "between 0 and 1")
+        return float(floor)
 
     def shapes(self) -> list[tuple[int, int]]:
         """Every (rows, row length) a call can have (serving.packing): one short row, or full-length rows."""
@@ -281,8 +295,9 @@ class Predictor:
         network = self.scores_prepared(prepare_many(texts) if prepared is None else prepared)
         if self._linear is None:
             return network
-        routes = blend(network.routes, self._linear.log_probabilities(texts), self._linear_temperature)
-        return Scores(routes, network.categories)
+        linear, coverage = self._linear.read(texts)
+        routes = blend(network.routes, linear, self._linear_temperature)
+        return Scores(routes, network.categories, coverage >= self.coverage_floor)
 
     def arms(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Each arm's own route probabilities beside the served ones (bench/quality.py: what each arm adds)."""
@@ -299,10 +314,10 @@ class Predictor:
 
     def predict(self, texts: Sequence[str], prepared: Sequence[str] | None = None) -> list[Prediction]:
         scores = self.scores(texts, prepared)
-        return self.to_predictions(scores.routes, scores.categories)
+        return self.to_predictions(scores.routes, scores.categories, scores.familiar)
 
-    def to_predictions(self, probabilities: np.ndarray,
-                       category_probabilities: np.ndarray | None = None) -> list[Prediction]:
+    def to_predictions(self, probabilities: np.ndarray, category_probabilities: np.ndarray | None = None,
+                       familiar: np.ndarray | None = None) -> list[Prediction]:
         predictions = []
         for i, row in enumerate(probabilities):
             best = int(row.argmax())
@@ -317,6 +332,7 @@ class Predictor:
                     probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
                     category=category,
                     category_confidence=category_confidence,
+                    familiar=True if familiar is None else bool(familiar[i]),
                 )
             )
         return predictions

@@ -91,18 +91,21 @@ def review_thresholds(
 
 
 def without_review(probabilities: np.ndarray, thresholds: dict[str, float],
-                   labels: Sequence[str] = ROUTES) -> np.ndarray:
-    """Per row, whether its top route's probability reaches that route's review threshold."""
+                   labels: Sequence[str] = ROUTES, familiar: np.ndarray | None = None) -> np.ndarray:
+    """Per row, whether its top route's probability reaches that route's review threshold (and, where `familiar`
+    is given, Predictor.scores' flag, the text is like the rows the thresholds were measured on), as
+    worker.routing decides."""
     predicted = probabilities.argmax(axis=1)
-    return probabilities.max(axis=1) >= np.array([thresholds.get(labels[i], 0.0) for i in predicted])
+    confident = probabilities.max(axis=1) >= np.array([thresholds.get(labels[i], 0.0) for i in predicted])
+    return confident if familiar is None else confident & familiar
 
 
 def auto_routed(gold: Sequence[str], probabilities: np.ndarray, thresholds: dict[str, float],
-                labels: Sequence[str] = ROUTES) -> dict[str, float]:
+                labels: Sequence[str] = ROUTES, familiar: np.ndarray | None = None) -> dict[str, float]:
     """What the review thresholds do to a set: the share routed without review and the accuracy among those."""
     labels = list(labels)
     predicted = probabilities.argmax(axis=1)
-    confident = without_review(probabilities, thresholds, labels)
+    confident = without_review(probabilities, thresholds, labels, familiar)
     correct = np.array([labels[p] == g for p, g in zip(predicted, gold, strict=True)])
     return {"share": float(confident.mean()) if len(gold) else 0.0,
             "accuracy": float(correct[confident].mean()) if confident.any() else float("nan")}

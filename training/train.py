@@ -33,6 +33,8 @@ from training.datasets import Dataset
 from training.metrics import category_scores, review_thresholds, score
 
 BALANCE_MODES = ("weights", "cap", "none")
+# A served ticket whose n-gram coverage is below this percentile of the validation rows' goes to review.
+COVERAGE_PERCENTILE = 1.0
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,7 @@ def train(
     if linear is not None:
         metrics["calibration"]["blend_temperature"] = linear_report["temperature"]
         metrics["calibration"]["linear_temperature"] = linear_report["arm_temperature"]
+        metrics["calibration"]["coverage_floor"] = linear_report["coverage_floor"]
         metrics["arms"] = linear_report["arms"]
     if val_category_probabilities is not None:
         metrics["category"] = category_scores([fine[i] for i in val_idx], val_category_probabilities, categories)
@@ -360,7 +363,8 @@ def train(
             trigger=trigger,
             extra={**({"categories": categories} if categories else {}),
                    **({"linear": {"temperature": linear_report["temperature"],
-                                  "arm_temperature": linear_report["arm_temperature"], "ngrams": len(linear.ngrams),
+                                  "arm_temperature": linear_report["arm_temperature"],
+                                  "coverage_floor": linear_report["coverage_floor"], "ngrams": len(linear.ngrams),
                                   "widths": list(linear.ngram_range)}}
                       if linear is not None else {})},
         )
@@ -393,13 +397,18 @@ def _fit_linear(dataset: Dataset, train_idx: list[int], val_idx: list[int], y_tr
     # (docs/quality.md, "The arms' calibration"). Folded into the coefficients, so serving is unchanged.
     arm_temperature = calibration.fit_temperature(np.exp(linear.log_probabilities(val_texts)), y_val)
     linear = linear.tempered(arm_temperature)
-    linear_val = linear.log_probabilities(val_texts)
+    linear_val, coverage = linear.read(val_texts)
+    # The review thresholds are measured on rows like these; a ticket whose words fewer of its n-grams know than
+    # 99 % of them is outside what they measured, and goes to review whatever its confidence (docs/quality.md,
+    # "Tickets unlike the training rows").
+    coverage_floor = round(float(np.percentile(coverage, COVERAGE_PERCENTILE)), 4)
     temperature = calibration.fit_temperature(blend(network_val, linear_val, 1.0), y_val)
     served = blend(network_val, linear_val, temperature)
     gold = [ROUTES[i] for i in y_val]
     arms = {"network": score(gold, network_val)["macro_f1"], "linear": score(gold, np.exp(linear_val))["macro_f1"],
             "averaged": score(gold, served)["macro_f1"]}
-    return linear, served, {"temperature": temperature, "arm_temperature": arm_temperature, "arms": arms}
+    return linear, served, {"temperature": temperature, "arm_temperature": arm_temperature,
+                            "coverage_floor": coverage_floor, "arms": arms}
 
 
 def _arms_figures(report: dict[str, Any]) -> str:

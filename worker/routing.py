@@ -110,8 +110,9 @@ def plan_routes(
     batch: PendingBatch,
     review_thresholds: Mapping[str, float],
 ) -> RoutingPlan:
-    """Classify the batch in one model call; a ticket below its route's threshold (or with no text left after the
-    clean-up) goes to review with its predicted route kept. The fine category comes from the same call (None from
+    """Classify the batch in one model call; a ticket below its route's threshold, unlike the rows the thresholds
+    were measured on (Prediction.familiar), or with no text left after the clean-up goes to review with its
+    predicted route kept. The fine category comes from the same call (None from
     a version trained without the category head); it never decides the status: the route is the contract.
     A ticket an active rule matches is routed as the rule says, the model's prediction kept beside it."""
     plan = RoutingPlan(RoutingOutcome(skipped=list(batch.skipped)), predictor.version)
@@ -123,7 +124,8 @@ def plan_routes(
     thresholds = {**predictor.thresholds, **review_thresholds}
     for ticket, text, prediction in zip(batch.tickets, prepared, predictions, strict=True):
         rule = rules.match(batch.active_rules, ticket.facts())
-        confident = bool(text) and prediction.confidence >= thresholds.get(prediction.route, 0.0)
+        confident = (bool(text) and prediction.familiar
+                     and prediction.confidence >= thresholds.get(prediction.route, 0.0))
         status = "routed" if confident or rule is not None else "needs_review"
         (plan.outcome.routed if status == "routed" else plan.outcome.needs_review).append(str(ticket.id))
         plan.params.append({

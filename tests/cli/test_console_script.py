@@ -115,3 +115,4 @@ def test_predict_json_names_the_route_and_the_fine_category(home: Path, trained_
     categories = json.loads((version / "meta.json").read_text(encoding="utf-8"))["categories"]
     assert answer["route"] in ("Account", "Payment", "Other") and answer["category"] in categories
     assert 0.0 < answer["category_confidence"] <= 1.0
+    assert answer["familiar"] is True  # a ticket like the corpus's

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.linear import FILE, LEGACY_NGRAM_RANGE, NGRAM_RANGE, LinearArm, blend
+from serving.linear import COVERAGE_WIDTH, FILE, LEGACY_NGRAM_RANGE, NGRAM_RANGE, LinearArm, blend
 
 pytestmark = pytest.mark.unit
 
@@ -146,3 +146,23 @@ def test_a_tempered_arm_gives_the_regressions_probabilities_re_tempered_and_keep
     assert np.exp(arm.tempered(0.5).log_probabilities(TEXTS)).max(axis=1).mean() > \
         np.exp(arm.log_probabilities(TEXTS)).max(axis=1).mean() > \
         np.exp(arm.tempered(2.0).log_probabilities(TEXTS)).max(axis=1).mean()
+
+
+def test_coverage_is_the_share_of_a_texts_wider_windows_the_vocabulary_knows():
+    """Counted as scikit-learn's `char_wb` analyzer takes the windows (one list per text, repeats included)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    arm, _, _ = _fitted()
+    vocabulary = set(arm.ngrams.tolist())
+    windows = TfidfVectorizer(analyzer="char_wb", ngram_range=(COVERAGE_WIDTH, NGRAM_RANGE[1])).build_analyzer()
+    texts = [*TEXTS, "Здравствуйте коллеги", "パスワード Здравствуйте", "😀 emoji \ud800 x", "a", "", "   "]
+    expected = []
+    for text in texts:
+        grams = windows(text)
+        expected.append(sum(gram in vocabulary for gram in grams) / len(grams) if grams else 1.0)
+    np.testing.assert_allclose(arm.coverage(texts), expected, rtol=1e-12)
+    log_probabilities, coverage = arm.read(texts)
+    np.testing.assert_allclose(log_probabilities, arm.log_probabilities(texts))
+    np.testing.assert_allclose(coverage, expected, rtol=1e-12)
+    assert coverage[texts.index("Здравствуйте коллеги")] == 0.0 and coverage[len(TEXTS) - 1] > 0.5
+    assert coverage[-1] == coverage[-2] == 1.0  # nothing to judge: other rules send an empty ticket to review

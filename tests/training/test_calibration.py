@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from training import calibration
-from training.metrics import auto_routed, expected_calibration_error, review_thresholds
+from training.metrics import auto_routed, expected_calibration_error, review_thresholds, without_review
 
 pytestmark = pytest.mark.unit
 
@@ -47,6 +47,11 @@ def test_thresholds_reach_the_target_precision_on_the_rows_they_were_chosen_on()
     kept = auto_routed(gold, probabilities, thresholds)
     assert kept["accuracy"] >= 0.97 and 0.05 < kept["share"] < 0.5
     assert auto_routed(gold, probabilities, {})["share"] == 1.0
+    # An unfamiliar row (Predictor.scores' flag) goes to review whatever its confidence, as in worker.routing.
+    familiar = np.arange(len(gold)) % 4 != 0
+    assert auto_routed(gold, probabilities, {}, familiar=familiar)["share"] == pytest.approx(familiar.mean())
+    assert (without_review(probabilities, thresholds, familiar=familiar)
+            == (without_review(probabilities, thresholds) & familiar)).all()
 
 
 def test_folding_the_temperature_into_the_head_equals_scaling_its_output():

@@ -42,6 +42,11 @@ def test_artifact_directory_is_complete(trained_model_dir):
     assert meta.extra["linear"]["temperature"] == meta.metrics.validation["calibration"]["blend_temperature"] > 0
     # The arm's own temperature (fitted on the validation rows, folded into its coefficients) is on record too.
     assert meta.extra["linear"]["arm_temperature"] == meta.metrics.validation["calibration"]["linear_temperature"] > 0
+    # The coverage floor: the validation rows' 1st percentile, so ~99 % of rows like the corpus's are familiar.
+    floor = meta.extra["linear"]["coverage_floor"]
+    assert floor == meta.metrics.validation["calibration"]["coverage_floor"] and 0.0 < floor < 1.0
+    corpus = load(CORPUS).texts
+    assert np.mean(arm.coverage(corpus) >= floor) > 0.97
     arms = meta.metrics.validation["arms"]
     assert set(arms) == {"network", "linear", "averaged"} and min(arms.values()) > 0.7
     assert arms["averaged"] == pytest.approx(meta.metrics.validation["macro_f1"])
@@ -108,6 +113,10 @@ def test_reloaded_model_and_compiled_predictor_agree_with_the_trained_model(trai
     np.testing.assert_allclose(predictor.scores(texts, prepared).routes, scores.routes, rtol=1e-6)
     np.testing.assert_allclose(scores.routes.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(scores.categories.sum(axis=1), 1.0, atol=1e-5)
+    # Familiar: the coverage reaches the floor; a script the corpus never used does not.
+    np.testing.assert_array_equal(scores.familiar, linear.coverage(texts) >= predictor.coverage_floor)
+    assert [p.familiar for p in predictor.predict(["Здравствуйте, не могу войти", "パスワードを忘れました"])] == \
+        [False, True]
     single = predictor.predict(["パスワードを忘れました"])[0]
     assert single.route == max(single.probabilities, key=single.probabilities.get)
     assert sum(single.probabilities.values()) == pytest.approx(1.0, abs=1e-5)

@@ -86,6 +86,20 @@ def test_below_threshold_goes_to_review_with_its_route_kept(runtime, sessions, p
     assert ticket.fine_category in predictor.categories  # kept for review too, like the route
 
 
+def test_a_ticket_unlike_the_training_rows_needs_review_whatever_the_thresholds(runtime, sessions, predictor):
+    """Text in a script the corpus never used: its n-grams are unknown to the linear arm, so the thresholds, measured
+    on rows like the corpus's, say nothing about it (Prediction.familiar); a corpus-like ticket beside it routes."""
+    from worker.classify_tasks import route_batch
+
+    foreign = _add(sessions, "Здравствуйте, не могу войти в личный кабинет после смены телефона")
+    familiar = _add(sessions, "パスワードを忘れてログインできません")
+    outcome = route_batch(runtime, predictor, [foreign, familiar], {"Account": 0.0, "Payment": 0.0, "Other": 0.0})
+    assert outcome.needs_review == [foreign] and outcome.routed == [familiar]
+    with sessions() as s:
+        ticket = s.get(Ticket, uuid.UUID(foreign))
+    assert ticket.status == "needs_review" and ticket.route in predictor.labels and ticket.model_version
+
+
 def test_text_with_nothing_left_after_cleanup_needs_review(runtime, sessions, predictor):
     from worker.classify_tasks import route_batch
 

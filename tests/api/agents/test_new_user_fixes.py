@@ -95,7 +95,7 @@ def test_the_page_shows_each_versions_calibration_and_review_thresholds(signed_i
     in_unit_of_work(runtime.sessions, registry.sync, model_dir)
     trained(model_dir, "v1", ece=0.0457, thresholds={"Account": 0.5, "Payment": 0.66, "Other": 0.74},
             calibration={"temperature": 1.8412, "ece_before": 0.061, "target_precision": 0.97,
-                         "blend_temperature": 0.7634, "linear_temperature": 0.5981},
+                         "blend_temperature": 0.7634, "linear_temperature": 0.5981, "coverage_floor": 0.2803},
             model={"members": 3, "lstm_units": 64, "bidirectional": False, "wide": True, "wide_units": 32,
                    "linear": True},
             arms={"network": 0.9012, "linear": 0.8876, "averaged": 0.9105})
@@ -110,6 +110,7 @@ def test_the_page_shows_each_versions_calibration_and_review_thresholds(signed_i
     assert "review below: Account 0.50 · Payment 0.66 · Other 0.74" in text
     assert "temperature 1.84, target precision 0.97" in text and text.count("target precision") == 1  # v0 has none
     assert "linear arm temperature 0.60, average 0.76" in text and text.count("linear arm temperature") == 1
+    assert "review if n-gram coverage is below 0.28" in text and text.count("n-gram coverage") == 1
     assert "REVIEW_THRESHOLDS replaces them" not in text  # none configured
     # What the network is: v1's meta.json says (three members), v0's does not, so the page claims nothing for it.
     assert listed["v1"]["architecture"] == {"members": 3, "lstm_units": 64, "bidirectional": False, "ngram_units": 32,
