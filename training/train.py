@@ -398,9 +398,9 @@ def _fit_linear(dataset: Dataset, train_idx: list[int], val_idx: list[int], y_tr
     arm_temperature = calibration.fit_temperature(np.exp(linear.log_probabilities(val_texts)), y_val)
     linear = linear.tempered(arm_temperature)
     linear_val, coverage = linear.read(val_texts)
-    # The review thresholds are measured on rows like these; a ticket whose words fewer of its n-grams know than
-    # 99 % of them is outside what they measured, and goes to review whatever its confidence (docs/quality.md,
-    # "Tickets unlike the training rows").
+    # The review thresholds are measured on rows like these: a ticket with a smaller share of known n-grams than 99 %
+    # of them is outside what they measured, and goes to review whatever its confidence (docs/quality.md, "Knowing
+    # when not to decide").
     coverage_floor = round(float(np.percentile(coverage, COVERAGE_PERCENTILE)), 4)
     temperature = calibration.fit_temperature(blend(network_val, linear_val, 1.0), y_val)
     served = blend(network_val, linear_val, temperature)
