@@ -13,7 +13,7 @@ from flask import url_for
 from marshmallow import fields, validate
 
 from api.services import current_runtime
-from core.orm import STATUSES, Ticket
+from core.orm import REVIEW_REASONS, STATUSES, Ticket
 from core.routes import ROUTES
 from core.search import QUERY_MAX
 from core.tickets import Position
@@ -122,6 +122,11 @@ class TicketSchema(ma.Schema):
         "description": "The version of that rule (its saved snapshot says what it was)"})
     model_route = fields.String(required=True, allow_none=True, dump_only=True, metadata={
         "enum": [*ROUTES, None], "description": "The model's own route, beside `route` when a rule set that"})
+    review_reason = fields.String(required=True, allow_none=True, dump_only=True, metadata={
+        "enum": [*REVIEW_REASONS, None],
+        "description": "Why the model held the ticket in review: `no_text` (nothing left to classify), "
+                       "`unfamiliar_text` (unlike the text it was trained on), `low_confidence` (below its route's "
+                       "threshold); kept after an agent decides, null when the model or a rule routed it"})
     attempts = fields.Integer(required=True)
     last_error = fields.String(required=True, allow_none=True)
     created_at = fields.DateTime(required=True, format="iso")

@@ -36,6 +36,10 @@ TICKETS_ROUTED = Counter(
     "Tickets the classify worker decided: status routed or needs_review, the route predicted, the model version.",
     ["status", "route", "model_version"],
 )
+REVIEW_REASONS = Counter(
+    "furiwake_tickets_held_for_review_total",
+    "Tickets the classify worker put in needs_review, by reason (core.orm.REVIEW_REASONS).", ["reason"],
+)
 ROUTING_LATENCY = Histogram(
     "furiwake_routing_latency_seconds", "From a ticket's intake (created_at) to the commit of its route.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
@@ -92,9 +96,12 @@ def ticket_received(channel: str) -> None:
     TICKETS_RECEIVED.labels(channel=channel).inc()
 
 
-def ticket_routed(status: str, route: str, model_version: str, confidence: float, received_at: datetime | None) -> None:
-    """One ticket's route committed by the classify worker."""
+def ticket_routed(status: str, route: str, model_version: str, confidence: float, received_at: datetime | None,
+                  review_reason: str | None = None) -> None:
+    """One ticket's route committed by the classify worker (with the reason it is held for review, if it is)."""
     TICKETS_ROUTED.labels(status=status, route=route, model_version=model_version).inc()
+    if review_reason is not None:
+        REVIEW_REASONS.labels(reason=review_reason).inc()
     CONFIDENCE.labels(model_version=model_version).observe(confidence)
     if received_at is not None:
         ROUTING_LATENCY.observe(max(0.0, (utcnow() - received_at).total_seconds()))

@@ -31,6 +31,10 @@ CHANNELS = ("web", "email", "api")
 # a CHECK on a column added later would need a table rebuild on SQLite (see migrations 0013, 0014).
 ROLES = ("admin", "agent")
 STATUSES = ("received", "queued", "routed", "needs_review", "failed", "resolved")
+# Why the model held a ticket in Needs review (worker.routing.review_reason): nothing left to classify after the
+# clean-up, text unlike the rows the model was trained on (serving.predictor.Prediction.familiar), or a confidence
+# below its route's review threshold. Checked in code, like ROLES.
+REVIEW_REASONS = ("no_text", "unfamiliar_text", "low_confidence")
 # Tickets the worker still owes a route: the sweep re-enqueues these when they wait too long.
 PENDING_STATUSES = ("received", "queued")
 # Crockford-style alphabet without look-alikes (0/O, 1/I/L) so a customer can read a reference over the phone.
@@ -127,6 +131,9 @@ class Ticket(Base):
     rule_id: Mapped[int | None] = mapped_column(Integer)  # no FK in the database: see migration 0015
     rule_version: Mapped[int | None] = mapped_column(Integer)
     model_route: Mapped[str | None] = mapped_column(String(16))
+    # The model's reason for holding the ticket in review (REVIEW_REASONS), set with its route and kept after an
+    # agent decides; None when it routed the ticket (or a rule did), and for tickets routed before migration 0017.
+    review_reason: Mapped[str | None] = mapped_column(String(16))
     # SLA (core/sla.py): when an agent first answered the customer (the first agent reply queued to them).
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -124,12 +124,12 @@ def plan_routes(
     thresholds = {**predictor.thresholds, **review_thresholds}
     for ticket, text, prediction in zip(batch.tickets, prepared, predictions, strict=True):
         rule = rules.match(batch.active_rules, ticket.facts())
-        confident = (bool(text) and prediction.familiar
-                     and prediction.confidence >= thresholds.get(prediction.route, 0.0))
-        status = "routed" if confident or rule is not None else "needs_review"
+        reason = None if rule is not None else review_reason(text, prediction, thresholds.get(prediction.route, 0.0))
+        status = "routed" if reason is None else "needs_review"
         (plan.outcome.routed if status == "routed" else plan.outcome.needs_review).append(str(ticket.id))
         plan.params.append({
-            "b_id": ticket.id, "b_status": status, "b_route": (rule and rule.route) or prediction.route,
+            "b_id": ticket.id, "b_status": status, "b_review_reason": reason,
+            "b_route": (rule and rule.route) or prediction.route,
             "b_confidence": prediction.confidence, "b_account": prediction.probabilities["Account"],
             "b_payment": prediction.probabilities["Payment"], "b_other": prediction.probabilities["Other"],
             "b_category": prediction.category, "b_category_confidence": prediction.category_confidence,
@@ -139,6 +139,19 @@ def plan_routes(
             plan.rule_hits.append(rules.RuleHit(ticket.id, rule, prediction.route, prediction.confidence))
         plan.received_at.append(ticket.created_at)
     return plan
+
+
+def review_reason(prepared_text: str, prediction, threshold: float) -> str | None:
+    """Why the model should not decide this ticket alone (one of core.orm.REVIEW_REASONS), or None to route it:
+    nothing left to classify, text unlike the rows its thresholds were measured on, or a confidence below its
+    route's threshold, checked in that order (the first that holds is the one an agent most needs to know)."""
+    if not prepared_text:
+        return "no_text"
+    if not prediction.familiar:
+        return "unfamiliar_text"
+    if prediction.confidence < threshold:
+        return "low_confidence"
+    return None
 
 
 def write_routes(session: Session, plan: RoutingPlan) -> None:
@@ -152,7 +165,8 @@ def write_routes(session: Session, plan: RoutingPlan) -> None:
         # Plain comparisons, not IN (...): an expanding IN cannot be used with executemany.
         .where(table.c.id == bindparam("b_id"), or_(*(table.c.status == s for s in PENDING_STATUSES)))
         .values(
-            status=bindparam("b_status"), route=bindparam("b_route"), confidence=bindparam("b_confidence"),
+            status=bindparam("b_status"), review_reason=bindparam("b_review_reason"), route=bindparam("b_route"),
+            confidence=bindparam("b_confidence"),
             score_account=bindparam("b_account"), score_payment=bindparam("b_payment"),
             score_other=bindparam("b_other"), fine_category=bindparam("b_category"),
             fine_confidence=bindparam("b_category_confidence"), model_version=plan.model_version, routed_at=routed_at,
@@ -163,7 +177,7 @@ def write_routes(session: Session, plan: RoutingPlan) -> None:
     # A plan row without a category or a rule (built by a caller that knows only routes) stores none: the route
     # is then the model's own.
     rows = [{"b_category": None, "b_category_confidence": None, "b_rule_id": None, "b_rule_version": None,
-             "b_model_route": row["b_route"], **row} for row in plan.params]  # fmt: skip
+             "b_review_reason": None, "b_model_route": row["b_route"], **row} for row in plan.params]  # fmt: skip
     session.connection().execute(statement, rows)
     # ticket.routed for the tickets this write changed: those carrying its routed_at (core.webhooks.emit_routed).
     webhooks.emit_routed(session, [cast(uuid.UUID, row["b_id"]) for row in plan.params], routed_at)
@@ -179,8 +193,9 @@ def _count_routed(plan: RoutingPlan) -> None:
     """Counted from the plan once committed: a ticket an agent routed meanwhile is counted too (rare, and it was
     classified all the same)."""
     for row, received_at in zip(plan.params, plan.received_at, strict=True):
+        reason = row.get("b_review_reason")
         metrics.ticket_routed(str(row["b_status"]), str(row["b_route"]), plan.model_version,
-                              float(cast(float, row["b_confidence"])), received_at)
+                              float(cast(float, row["b_confidence"])), received_at, str(reason) if reason else None)
 
 
 def mark_failed(session: Session, ticket_ids: Sequence[str], error: str) -> None:

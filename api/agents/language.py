@@ -67,6 +67,14 @@ def status_label(status: str) -> str:
     return labels.get(status, status)
 
 
+def review_reason_label(reason: str) -> str:
+    """Why the model held a ticket in review (core.orm.REVIEW_REASONS), as the agent reads it."""
+    labels = {"low_confidence": _("its confidence is below the route's review threshold"),
+              "unfamiliar_text": _("the text is unlike anything it was trained on"),
+              "no_text": _("no words were left to classify")}
+    return labels.get(reason, reason)
+
+
 _ROUTED_BY_MODEL = re.compile(r"(?P<verb>Routed by model|Model) (?P<version>\S+): (?P<route>\S+) \((?P<score>[^)]*)\)")
 # core.rules.hit_text: "Routed by rule «VIP» v3; the model said Payment 82 %" (or "Matched rule …" for a rule that
 # only assigns), maybe followed by why its assignee was skipped.
@@ -149,7 +157,8 @@ def _helpers() -> dict[str, object]:
         return {"category_label": str, "queue_label": str, "route_label": str, "status_label": str, "agent_lang": "en"}
     return {
         "category_label": category_label, "queue_label": queue_label, "route_label": route_label,
-        "status_label": status_label, "history_text": history_text, "language_choices": choices,
+        "status_label": status_label, "review_reason_label": review_reason_label, "history_text": history_text,
+        "language_choices": choices,
         "agent_lang": str(get_locale() or "en"),
     }  # fmt: skip
 

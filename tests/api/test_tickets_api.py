@@ -17,7 +17,7 @@ from tests.support.backends import both_backends
 TICKET_FIELDS = {
     "id", "reference", "channel", "subject", "body", "customer_name", "customer_email", "status", "route",
     "confidence", "scores", "model_version", "fine_category", "fine_confidence", "rule_id", "rule_version",
-    "model_route", "attempts", "last_error", "created_at", "queued_at", "routed_at",
+    "model_route", "review_reason", "attempts", "last_error", "created_at", "queued_at", "routed_at",
 }  # fmt: skip
 PUBLIC_FIELDS = {"id", "reference", "status", "route", "created_at"}
 

@@ -45,13 +45,18 @@ def test_ticket_routed_moves_the_counter_and_both_histograms() -> None:
     before = value("furiwake_tickets_routed_total", **labels)
     latency_count = value("furiwake_routing_latency_seconds_count")
     latency_sum = value("furiwake_routing_latency_seconds_sum")
-    metrics.ticket_routed("needs_review", "Payment", "v-test-routed", 0.42, utcnow() - timedelta(seconds=3))
+    held = value("furiwake_tickets_held_for_review_total", reason="low_confidence")
+    metrics.ticket_routed("needs_review", "Payment", "v-test-routed", 0.42, utcnow() - timedelta(seconds=3),
+                          "low_confidence")
     assert value("furiwake_tickets_routed_total", **labels) == before + 1
+    assert value("furiwake_tickets_held_for_review_total", reason="low_confidence") == held + 1
     assert value("furiwake_routing_confidence_count", model_version="v-test-routed") == 1
     assert value("furiwake_routing_confidence_bucket", model_version="v-test-routed", le="0.4") == 0
     assert value("furiwake_routing_confidence_bucket", model_version="v-test-routed", le="0.5") == 1
     assert value("furiwake_routing_latency_seconds_count") == latency_count + 1
     assert 3.0 <= value("furiwake_routing_latency_seconds_sum") - latency_sum < 60.0
+    metrics.ticket_routed("routed", "Payment", "v-test-routed", 0.97, None)  # routed: no reason, nothing held
+    assert value("furiwake_tickets_held_for_review_total", reason="low_confidence") == held + 1
 
 
 def test_the_small_counters() -> None:

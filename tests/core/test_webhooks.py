@@ -142,13 +142,14 @@ def test_emit_routed_emits_only_for_the_tickets_that_write_routed(runtime: Runti
     with runtime.unit_of_work() as session:
         by_model, by_agent = session.get(Ticket, routed.id), session.get(Ticket, earlier.id)
         assert by_model is not None and by_agent is not None
-        by_model.status, by_model.routed_at = "routed", now
+        by_model.status, by_model.routed_at, by_model.review_reason = "needs_review", now, "unfamiliar_text"
         by_agent.status, by_agent.routed_at = "routed", now - timedelta(seconds=5)  # an agent routed it first
     with runtime.unit_of_work() as session:
         webhooks.emit_routed(session, [routed.id, earlier.id], now)
     [delivery] = _deliveries(runtime)
     assert delivery.ticket_id == routed.id
-    assert json.loads(delivery.payload)["data"]["ticket"]["status"] == "routed"
+    ticket = json.loads(delivery.payload)["data"]["ticket"]
+    assert (ticket["status"], ticket["review_reason"]) == ("needs_review", "unfamiliar_text")
 
 
 def test_removing_a_subscription_removes_its_deliveries(runtime: Runtime) -> None:

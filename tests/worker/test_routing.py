@@ -83,6 +83,7 @@ def test_below_threshold_goes_to_review_with_its_route_kept(runtime, sessions, p
     with sessions() as s:
         ticket = s.get(Ticket, uuid.UUID(ticket_id))
     assert ticket.status == "needs_review" and ticket.route == "Account"
+    assert ticket.review_reason == "low_confidence"
     assert ticket.fine_category in predictor.categories  # kept for review too, like the route
 
 
@@ -96,8 +97,9 @@ def test_a_ticket_unlike_the_training_rows_needs_review_whatever_the_thresholds(
     outcome = route_batch(runtime, predictor, [foreign, familiar], {"Account": 0.0, "Payment": 0.0, "Other": 0.0})
     assert outcome.needs_review == [foreign] and outcome.routed == [familiar]
     with sessions() as s:
-        ticket = s.get(Ticket, uuid.UUID(foreign))
+        ticket, other = s.get(Ticket, uuid.UUID(foreign)), s.get(Ticket, uuid.UUID(familiar))
     assert ticket.status == "needs_review" and ticket.route in predictor.labels and ticket.model_version
+    assert (ticket.review_reason, other.review_reason) == ("unfamiliar_text", None)
 
 
 def test_text_with_nothing_left_after_cleanup_needs_review(runtime, sessions, predictor):
@@ -106,6 +108,8 @@ def test_text_with_nothing_left_after_cleanup_needs_review(runtime, sessions, pr
     ticket_id = _add(sessions, "-----\nhttps://example.com\n> quoted only")
     outcome = route_batch(runtime, predictor, [ticket_id], {})
     assert outcome.needs_review == [ticket_id]
+    with sessions() as s:
+        assert s.get(Ticket, uuid.UUID(ticket_id)).review_reason == "no_text"
 
 
 def test_invalid_and_unknown_ids_are_skipped(runtime, predictor):

@@ -94,7 +94,8 @@ def test_a_rule_routes_its_ticket_and_the_models_prediction_is_kept_beside_it(ru
     assert outcome.routed == [matched] and outcome.needs_review == [unmatched]
 
     ticket = _get(runtime, matched)
-    assert (ticket.status, ticket.route, ticket.model_route) == ("routed", "Other", "Payment")
+    assert (ticket.status, ticket.route, ticket.model_route, ticket.review_reason) == ("routed", "Other", "Payment",
+                                                                                       None)
     assert (ticket.rule_id, ticket.rule_version) == (rule_id, 3)
     scores = ticket.scores
     assert scores is not None and ticket.score_payment is not None
@@ -109,8 +110,8 @@ def test_a_rule_routes_its_ticket_and_the_models_prediction_is_kept_beside_it(ru
     assert f"Rule: Routed by rule «Refunds» v3; the model said Payment {percent} %" in texts
 
     other = _get(runtime, unmatched)
-    assert (other.status, other.route, other.model_route, other.rule_id, other.rule_version) == (
-        "needs_review", "Account", "Account", None, None)
+    assert (other.status, other.route, other.model_route, other.rule_id, other.rule_version, other.review_reason) == (
+        "needs_review", "Account", "Account", None, None, "low_confidence")
     assert _events(runtime, unmatched) == []
 
 

@@ -117,3 +117,17 @@ def test_customers_markup_is_escaped_on_every_agent_page(app: Flask, signed_in: 
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in ticket_page
     # The ticket page runs no script but its own file (the suggested replies' "use" button), none inline.
     assert re.findall(r"<script\b[^>]*>", ticket_page) == ['<script src="/static/agent.js">']
+
+
+def test_a_ticket_held_for_review_says_why_on_its_page_and_in_the_queue(signed_in: FlaskClient, add_ticket) -> None:
+    """The model's reason (core.orm.REVIEW_REASONS) in the agent's language; a routed ticket has none to show."""
+    held = add_ticket("Здравствуйте", status="needs_review", route="Other", scores=(0.3, 0.3, 0.4),
+                      review_reason="unfamiliar_text")
+    routed = add_ticket("ログインできません", route="Account")
+    english = visible_text(signed_in.get(f"/agent/tickets/{held.id}").get_data(as_text=True))
+    assert "The model held it for review: the text is unlike anything it was trained on." in english
+    japanese = signed_in.get(f"/agent/tickets/{held.id}", headers={"Accept-Language": "ja"}).get_data(as_text=True)
+    assert "モデルがレビューに回しました：学習したどの文章とも似ていない文面です。" in visible_text(japanese)
+    assert "held it for review" not in visible_text(signed_in.get(f"/agent/tickets/{routed.id}").get_data(as_text=True))
+    queue = signed_in.get("/agent?queue=review").get_data(as_text=True)
+    assert 'data-reason="unfamiliar_text" title="the text is unlike anything it was trained on"' in queue
