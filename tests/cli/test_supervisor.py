@@ -254,7 +254,7 @@ def test_furiwake_run_says_ready_only_when_a_worker_serves_and_stops_quickly_on_
     port = free_port()
     env = {name: "" for name in _SETTINGS_VARIABLES if name in os.environ}
     env.update({"FURIWAKE_HOME": str(home), "PORT": str(port)})
-    run_process = processes.start("run", [sys.executable, "-m", "cli", "run", "--no-train"], env)
+    run_process = processes.start("run", [sys.executable, "-m", "cli", "run", "--no-train"], env, supervisor=True)
     [log] = [log for name, _child, log in processes.children if name == "run"]
     wait_until(lambda: "furiwake is ready" in log.read_text(errors="replace"), 180, processes, "the ready banner")
 

@@ -81,7 +81,7 @@ def test_embedded_mode_holds_eight_concurrent_clients_for_a_minute(processes: Pr
                 "SWEEP_EVERY_SECONDS": "2"})  # fmt: skip
     settings = Settings.from_env({**os.environ, **env})
     assert settings.embedded and settings.rate_limit_intake == "off", settings
-    processes.start("run", [sys.executable, "-m", "cli", "run", "--no-train"], env)
+    processes.start("run", [sys.executable, "-m", "cli", "run", "--no-train"], env, supervisor=True)
     [run_log] = [log for name, _child, log in processes.children if name == "run"]
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(f"{base}/readyz", timeout=2).ok, 90, processes, "furiwake run's /readyz")

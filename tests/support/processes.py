@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import requests
 from bench.processes import free_port, stop  # free_port: the tests import it from here too
 from tests.support.paths import ROOT
 
-STOP_WAIT_S = 20  # a child still running this long after its SIGTERM is killed, with its whole group
+STOP_WAIT_S = 20  # a supervisor still running this long after its SIGTERM is killed, with its whole group
 
 
 class Processes:
@@ -24,21 +25,37 @@ class Processes:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.children: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self.supervisors: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], env: dict[str, str],
+              supervisor: bool = False) -> subprocess.Popen[bytes]:
+        """Start a child in a session (and process group) of its own. `supervisor`: it starts children in process
+        groups of their own (`furiwake run`), so only its own SIGTERM stops them (stop())."""
         log = self.tmp_path / f"{name}.log"
         child = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"),
                                  stderr=subprocess.STDOUT, start_new_session=True)
         self.children.append((name, child, log))
+        if supervisor:
+            self.supervisors.append(child)
         return child
 
     def logs(self) -> str:
         return "\n".join(f"--- {name} ---\n{log.read_text(errors='replace')[-3000:]}" for name, _, log in self.children)
 
     def stop(self) -> None:
-        """Each child's own process gets SIGTERM, then its group SIGKILL once it exited or STOP_WAIT_S passed
-        (bench.processes.stop: a Celery worker must stop its own pool)."""
-        stop([child for _, child, _ in self.children], STOP_WAIT_S)
+        """Kill every child with its process group at once, except a supervisor, which gets SIGTERM first and stops
+        its children itself (bench.processes.stop). After a test its processes have nothing left to do, and
+        waiting for each one's graceful stop (a Celery worker's warm shutdown) cost 3–7 s a test; a graceful stop
+        is tested where it is the subject (tests/cli/test_supervisor.py), and a killed worker in
+        tests/faults/test_worker_kill.py."""
+        stop(self.supervisors, STOP_WAIT_S)
+        for _, child, _ in self.children:
+            if child not in self.supervisors:
+                try:
+                    os.killpg(child.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                child.wait()
 
 
 def service_env(database_url: str, broker_url: str, model_dir: Path, home: Path, **extra: str) -> dict[str, str]:
