@@ -181,7 +181,7 @@ class LinearArm:
         weighted = values[:, None] * self._kernel[columns]  # [entries, routes]
         logits = np.stack([np.bincount(rows, weights=weighted[:, r], minlength=len(texts))
                            for r in range(weighted.shape[1])], axis=1) + self.intercept
-        return _log_softmax(logits), coverage
+        return log_softmax(logits), coverage
 
     @cached_property
     def _kernel(self) -> np.ndarray:
@@ -217,7 +217,7 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
+def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
@@ -226,4 +226,4 @@ def blend(network: np.ndarray, linear_log: np.ndarray, temperature: float) -> np
     """The served probabilities: softmax of the mean of the two arms' log-probabilities, divided by the blend's
     own temperature (fitted on held-out rows after averaging: two arms that agree would otherwise be over-sure)."""
     mean = (np.log(np.clip(network, 1e-12, 1.0)) + linear_log) / 2.0
-    return np.exp(_log_softmax(mean / temperature)).astype(np.float32)
+    return np.exp(log_softmax(mean / temperature)).astype(np.float32)

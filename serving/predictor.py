@@ -140,21 +140,23 @@ class Predictor:
         return list(labels)
 
     def _blend_temperature(self) -> float:
-        linear = self.meta.extra.get("linear")
-        temperature = linear.get("temperature") if isinstance(linear, dict) else None
-        if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not temperature > 0:
-            raise MalformedMetaError(f"{meta_path(self.path)}: a version with {self.path / 'linear.npz'} needs "
-                                     "extra.linear.temperature, the averaged arms' temperature (> 0)")
-        return float(temperature)
+        return self._linear_figure("temperature", None, lambda t: t > 0,
+                                   f"a version with {self.path / 'linear.npz'} needs extra.linear.temperature, the "
+                                   "averaged arms' temperature (> 0)")
 
     def _coverage_floor(self) -> float:
         """Below it a ticket is unfamiliar; 0.0 (none is) for a version trained before the floor was measured."""
+        return self._linear_figure("coverage_floor", 0.0, lambda floor: 0.0 <= floor <= 1.0,
+                                   "extra.linear.coverage_floor should be a share between 0 and 1")
+
+    def _linear_figure(self, key: str, default: float | None, valid: Callable[[float], bool], wanted: str) -> float:
+        """A number training wrote under meta.json's extra.linear (`default` where it is absent), checked: a wrong
+        one would misroute every ticket without an error."""
         linear = self.meta.extra.get("linear")
-        floor = linear.get("coverage_floor", 0.0) if isinstance(linear, dict) else 0.0
-        if not isinstance(floor, int | float) or isinstance(floor, bool) or not 0.0 <= floor <= 1.0:
-            raise MalformedMetaError(f"{meta_path(self.path)}: extra.linear.coverage_floor should be a share "
-                                     "between 0 and 1")
-        return float(floor)
+        value = linear.get(key, default) if isinstance(linear, dict) else default
+        if not isinstance(value, int | float) or isinstance(value, bool) or not valid(float(value)):
+            raise MalformedMetaError(f"{meta_path(self.path)}: {wanted}")
+        return float(value)
 
     def shapes(self) -> list[tuple[int, int]]:
         """Every (rows, row length) a call can have (serving.packing): one short row, or full-length rows."""

@@ -27,7 +27,7 @@ from core.artifacts import ArtifactMeta, Metrics, ModelSettings, TrainCounts, se
 from core.config import DEFAULT_TARGET_PRECISION
 from core.routes import ROUTES
 from core.text import prepare_many
-from serving.linear import LinearArm, blend
+from serving.linear import LinearArm, blend, log_softmax
 from training import calibration
 from training.datasets import Dataset
 from training.metrics import category_scores, review_thresholds, score
@@ -395,9 +395,12 @@ def _fit_linear(dataset: Dataset, train_idx: list[int], val_idx: list[int], y_tr
     # own (the regularised regression flat on rows like its training rows, the network sharp on a corpus it
     # separates). Calibrated on the same held-out rows, each gets the say its held-out confidence earns
     # (docs/quality.md, "The arms' calibration"). Folded into the coefficients, so serving is unchanged.
-    arm_temperature = calibration.fit_temperature(np.exp(linear.log_probabilities(val_texts)), y_val)
+    untempered_val, coverage = linear.read(val_texts)  # one pass over the rows' windows (coverage: below)
+    arm_temperature = calibration.fit_temperature(np.exp(untempered_val), y_val)
     linear = linear.tempered(arm_temperature)
-    linear_val, coverage = linear.read(val_texts)
+    # The tempered arm's log-probabilities without a second pass: log-softmax ignores the shift that separates
+    # log-probabilities from logits, so log_softmax(log_p / T) = log_softmax(logits / T).
+    linear_val = log_softmax(untempered_val / arm_temperature)
     # The review thresholds are measured on rows like these: a ticket with a smaller share of known n-grams than 99 %
     # of them is outside what they measured, and goes to review whatever its confidence (docs/quality.md, "Knowing
     # when not to decide").

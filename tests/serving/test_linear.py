@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.linear import COVERAGE_WIDTH, FILE, LEGACY_NGRAM_RANGE, NGRAM_RANGE, LinearArm, blend
+from serving.linear import COVERAGE_WIDTH, FILE, LEGACY_NGRAM_RANGE, NGRAM_RANGE, LinearArm, blend, log_softmax
 
 pytestmark = pytest.mark.unit
 
@@ -139,6 +139,9 @@ def test_a_tempered_arm_gives_the_regressions_probabilities_re_tempered_and_keep
         expected = np.exp(expected) / np.exp(expected).sum(axis=1, keepdims=True)
         np.testing.assert_allclose(np.exp(tempered.log_probabilities(TEXTS)), expected, rtol=1e-6)
         assert (expected.argmax(axis=1) == regression.predict(vectorizer.transform(TEXTS))).all()
+        # What training computes instead of reading the rows again: the same, since log-softmax ignores a shift.
+        np.testing.assert_allclose(log_softmax(arm.log_probabilities(TEXTS) / temperature),
+                                   tempered.log_probabilities(TEXTS), rtol=1e-9, atol=1e-12)
         tempered.save(tmp_path)
         np.testing.assert_allclose(LinearArm.load(tmp_path).log_probabilities(TEXTS),
                                    tempered.log_probabilities(TEXTS), rtol=1e-9)
