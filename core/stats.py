@@ -7,6 +7,8 @@ midnight, so "Tuesday" is the helpdesk's Tuesday):
 - per route (the ticket's route now) and in all: the median minutes to a first response, over tickets first
   answered within the window; breaches of either target (core.sla) among the tickets open now, whatever their age,
   and among the tickets resolved within the window;
+- per route and in all: the tickets created within the window that the model held for review, by its reason
+  (core.orm.REVIEW_REASONS; null for tickets routed before the reason was stored, which are not counted);
 - per route the model chose (the highest of its scores): the override rate, corrections / tickets the model routed
   within the window, counted as core.registry.override_rates counts them per model version.
 
@@ -29,7 +31,7 @@ from sqlalchemy.orm import Session
 from core import sla
 from core.agents import OPEN_STATUSES
 from core.config import SlaSettings
-from core.orm import Correction, Ticket
+from core.orm import REVIEW_REASONS, Correction, Ticket
 from core.registry import Override
 from core.routes import ROUTES
 
@@ -63,6 +65,8 @@ class RouteStats:
     resolution_breached_open: int = 0
     resolution_breached_closed: int = 0
     override: Override = field(default_factory=lambda: Override(0, 0))
+    # Of `received`, the tickets the model held for review, by reason (every REVIEW_REASONS key, zeros included).
+    held_for_review: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REVIEW_REASONS, 0))
 
     @property
     def override_rate(self) -> float | None:
@@ -90,7 +94,8 @@ def dashboard(session: Session, targets: SlaSettings, timezone: str, now: dateti
     zone = ZoneInfo(timezone)
     since = window_start(now, zone, days)
     rows = session.execute(
-        select(Ticket.route, Ticket.status, Ticket.created_at, Ticket.first_response_at, Ticket.resolved_at)
+        select(Ticket.route, Ticket.status, Ticket.created_at, Ticket.first_response_at, Ticket.resolved_at,
+               Ticket.review_reason)
         .where(or_(Ticket.status.in_(OPEN_STATUSES), Ticket.created_at >= since, Ticket.resolved_at >= since,
                    Ticket.first_response_at >= since))
         .order_by(case((Ticket.status.in_(OPEN_STATUSES), 0), else_=1), Ticket.created_at.desc())
@@ -103,7 +108,7 @@ def dashboard(session: Session, targets: SlaSettings, timezone: str, now: dateti
     received: Counter[date] = Counter()
     resolved: Counter[date] = Counter()
     waits: dict[str, list[float]] = {route: [] for route in (*ROUTES, ALL)}
-    for route, status, created_at, first_response_at, resolved_at in rows[:MAX_ROWS]:
+    for route, status, created_at, first_response_at, resolved_at, review_reason in rows[:MAX_ROWS]:
         buckets = [total] + ([by_route[route]] if route in by_route else [])
         clocks = sla.clocks_of(targets, route, created_at, first_response_at, resolved_at, now)
         is_open = status in OPEN_STATUSES
@@ -120,6 +125,8 @@ def dashboard(session: Session, targets: SlaSettings, timezone: str, now: dateti
         resolution_late = int(clocks.resolution.state == sla.BREACHED)
         for stats in buckets:
             stats.received += int(created_at >= since)
+            if created_at >= since and review_reason in stats.held_for_review:
+                stats.held_for_review[review_reason] += 1
             stats.resolved += int(closed_here)
             stats.open += int(is_open)
             if is_open:

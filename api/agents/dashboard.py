@@ -25,7 +25,7 @@ from api.agents.auth import login_required
 from api.openapi import ProblemBlueprint
 from api.services import current_runtime, get_session
 from core import stats as numbers
-from core.orm import utcnow
+from core.orm import REVIEW_REASONS, utcnow
 from core.routes import ROUTES
 
 bp = Blueprint("agent_dashboard", __name__, url_prefix="/agent")
@@ -140,6 +140,9 @@ class RouteStatsSchema(ma.Schema):
                        "the window; null when none was"})
     first_responses = fields.Integer(metadata={"description": "How many first responses the median is over"})
     breaches = fields.Nested(BreachesSchema)
+    held_for_review = fields.Dict(keys=fields.String(metadata={"enum": list(REVIEW_REASONS)}), values=fields.Integer(),
+                                  metadata={"description": "Of `received`, the tickets the model held in Needs "
+                                                           "review, by reason (every reason, zeros included)"})
     routed_by_model = fields.Integer(metadata={
         "description": "Tickets the model routed to this route (its highest score) within the window"})
     corrected = fields.Integer(metadata={"description": "Of those, how many agents re-routed elsewhere"})
@@ -172,6 +175,7 @@ def _route(entry: numbers.RouteStats) -> dict[str, Any]:
                                "closed": entry.first_response_breached_closed},
             "resolution": {"open": entry.resolution_breached_open, "closed": entry.resolution_breached_closed},
         },
+        "held_for_review": dict(entry.held_for_review),
         "routed_by_model": entry.override.routed, "corrected": entry.override.corrected,
         "override_rate": entry.override_rate,
     }  # fmt: skip

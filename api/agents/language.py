@@ -75,6 +75,13 @@ def review_reason_label(reason: str) -> str:
     return labels.get(reason, reason)
 
 
+def review_reason_name(reason: str) -> str:
+    """The same reason in two or three words, for the dashboard's counts."""
+    names = {"low_confidence": _("low confidence"), "unfamiliar_text": _("unfamiliar text"),
+             "no_text": _("no text")}
+    return names.get(reason, reason)
+
+
 _ROUTED_BY_MODEL = re.compile(r"(?P<verb>Routed by model|Model) (?P<version>\S+): (?P<route>\S+) \((?P<score>[^)]*)\)")
 # core.rules.hit_text: "Routed by rule «VIP» v3; the model said Payment 82 %" (or "Matched rule …" for a rule that
 # only assigns), maybe followed by why its assignee was skipped.
@@ -157,7 +164,8 @@ def _helpers() -> dict[str, object]:
         return {"category_label": str, "queue_label": str, "route_label": str, "status_label": str, "agent_lang": "en"}
     return {
         "category_label": category_label, "queue_label": queue_label, "route_label": route_label,
-        "status_label": status_label, "review_reason_label": review_reason_label, "history_text": history_text,
+        "status_label": status_label, "review_reason_label": review_reason_label,
+        "review_reason_name": review_reason_name, "history_text": history_text,
         "language_choices": choices,
         "agent_lang": str(get_locale() or "en"),
     }  # fmt: skip

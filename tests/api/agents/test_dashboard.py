@@ -85,6 +85,9 @@ def test_the_dashboard_draws_its_chart_as_inline_svg_and_counts_per_route(app: F
     _ticket(app, "Payment", 42)
     _ticket(app, "Payment", 10, first_response_at=utcnow() - timedelta(minutes=4))  # answered after 6 minutes
     _ticket(app, "Other", 30, status="resolved", resolved_at=utcnow())
+    _ticket(app, "Account", 20, status="needs_review", review_reason="unfamiliar_text")
+    _ticket(app, "Account", 15, status="needs_review", review_reason="low_confidence")
+    _ticket(app, "Account", 5, status="needs_review")  # routed before the reason was stored: not counted
     response = signed_in.get("/agent/dashboard")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -94,7 +97,7 @@ def test_the_dashboard_draws_its_chart_as_inline_svg_and_counts_per_route(app: F
     bars = re.findall(r'<rect class="bar bar-(received|resolved)"[^>]*data-value="(\d+)"', svg.group(0))
     assert len(bars) == 2 * 14
     # Summed over the fortnight: "today" in DISPLAY_TIMEZONE (Asia/Tokyo) may have begun between these tickets.
-    assert sum(int(value) for kind, value in bars if kind == "received") == 3
+    assert sum(int(value) for kind, value in bars if kind == "received") == 6
     assert sum(int(value) for kind, value in bars if kind == "resolved") == 1
     assert "<script" not in html.split("</main>")[0] and "http://" not in svg.group(0).replace(
         'xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched, nothing run
@@ -103,7 +106,14 @@ def test_the_dashboard_draws_its_chart_as_inline_svg_and_counts_per_route(app: F
     cells = [visible_text(cell) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", payment.group(1), re.S)]
     assert cells[:6] == ["Payment", "30 min / 240 min", "2", "0", "2", "6 min"]
     assert cells[6] == "1 / 0"  # the unanswered one, 12 minutes late
-    assert cells[8].startswith("0.0%")
+    assert cells[8] == "0 0%"  # none of Payment's held for review
+    assert cells[9].startswith("0.0%")
+    account = re.search(r'<tr data-route="Account">(.*?)</tr>', html, re.S)
+    assert account
+    held = [visible_text(cell) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", account.group(1), re.S)][8]
+    assert held == "2 67% unfamiliar text 1 · low confidence 1"  # in core.orm.REVIEW_REASONS order
+    japanese = signed_in.get("/agent/dashboard", headers={"Accept-Language": "ja"}).get_data(as_text=True)
+    assert "見慣れない文面 1 · 確信度が低い 1" in visible_text(japanese)
     nav = re.search(r'<nav class="mainnav">(.*?)</nav>', html, re.S)
     assert nav and 'href="/agent/dashboard"' in nav.group(1) and 'aria-current="page"' in nav.group(1)
 
@@ -118,7 +128,7 @@ def test_stats_json_needs_a_token_and_returns_the_dashboard_numbers(app: Flask, 
                                                                     agent: AgentAccount) -> None:
     _ticket(app, "Account", 120)  # unanswered past 60 minutes
     _ticket(app, "Account", 100, status="resolved", first_response_at=utcnow() - timedelta(minutes=80),
-            resolved_at=utcnow() - timedelta(minutes=5))
+            resolved_at=utcnow() - timedelta(minutes=5), review_reason="low_confidence")  # held, then answered
     assert_problem(client.get("/api/v1/stats"), 401)
     assert_problem(client.get("/api/v1/stats", headers={"Authorization": "Bearer nope"}), 401)
     response = client.get("/api/v1/stats", headers={"Authorization": f"Bearer {agent.token}"})
@@ -135,6 +145,7 @@ def test_stats_json_needs_a_token_and_returns_the_dashboard_numbers(app: Flask, 
         "route": "Account", "first_response_target_minutes": 60, "resolution_target_minutes": 480,
         "received": 2, "resolved": 1, "open": 1, "first_responses": 1,
         "breaches": {"first_response": {"open": 1, "closed": 0}, "resolution": {"open": 0, "closed": 0}},
+        "held_for_review": {"no_text": 0, "unfamiliar_text": 0, "low_confidence": 1},
         "routed_by_model": 2, "corrected": 0, "override_rate": 0.0,
     }  # fmt: skip
     assert body["total"]["route"] == "all" and body["total"]["first_response_target_minutes"] is None
