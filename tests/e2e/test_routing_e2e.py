@@ -46,18 +46,22 @@ def test_fifty_tickets_over_http_are_routed_with_postgres_and_redis(
     bearer = {"Authorization": f"Bearer {_agent_token(postgres_url)}"}  # the model's version is for agents' eyes
     bodies = [text for text, _ in SAMPLES] * 10
     ids = [_submit(base, body) for body in bodies]
+    foreign = _submit(base, "Здравствуйте, не могу войти в личный кабинет после смены телефона")
     final: dict[str, dict] = {}
 
     def done() -> bool:
-        final.update(_all_final(base, ids, bearer))
+        final.update(_all_final(base, [*ids, foreign], bearer))
         return bool(final)
 
-    wait_until(done, 120, processes, "50 tickets routed")
+    wait_until(done, 120, processes, "51 tickets routed")
     for ticket_id, body in zip(ids, bodies, strict=True):
         ticket = final[ticket_id]
         assert ticket["model_version"] and ticket["routed_at"]
         expected = dict(SAMPLES)[body]
         assert ticket["route"] == expected, (body, ticket)
+        assert ticket["review_reason"] == (None if ticket["status"] == "routed" else "low_confidence"), ticket
+    # Text in a script the corpus never used: held for review whatever its confidence, and the ticket says why.
+    assert (final[foreign]["status"], final[foreign]["review_reason"]) == ("needs_review", "unfamiliar_text")
 
 
 def test_embedded_sqlite_and_filesystem_broker_route_a_ticket(processes, trained_model_dir, tmp_path):
