@@ -36,7 +36,7 @@ TICKETS_ROUTED = Counter(
     "Tickets the classify worker decided: status routed or needs_review, the route predicted, the model version.",
     ["status", "route", "model_version"],
 )
-REVIEW_REASONS = Counter(
+HELD_FOR_REVIEW = Counter(
     "furiwake_tickets_held_for_review_total",
     "Tickets the classify worker put in needs_review, by reason (core.orm.REVIEW_REASONS).", ["reason"],
 )
@@ -101,7 +101,7 @@ def ticket_routed(status: str, route: str, model_version: str, confidence: float
     """One ticket's route committed by the classify worker (with the reason it is held for review, if it is)."""
     TICKETS_ROUTED.labels(status=status, route=route, model_version=model_version).inc()
     if review_reason is not None:
-        REVIEW_REASONS.labels(reason=review_reason).inc()
+        HELD_FOR_REVIEW.labels(reason=review_reason).inc()
     CONFIDENCE.labels(model_version=model_version).observe(confidence)
     if received_at is not None:
         ROUTING_LATENCY.observe(max(0.0, (utcnow() - received_at).total_seconds()))

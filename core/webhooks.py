@@ -178,8 +178,8 @@ def ticket_data(ticket: Ticket) -> dict[str, Any]:
     return {
         "id": str(ticket.id), "reference": ticket.reference, "channel": ticket.channel, "status": ticket.status,
         "route": ticket.route, "confidence": ticket.confidence, "review_reason": ticket.review_reason,
-        "category": ticket.fine_category,
-        "model_version": ticket.model_version, "subject": ticket.subject, "body": ticket.body,
+        "category": ticket.fine_category, "model_version": ticket.model_version, "subject": ticket.subject,
+        "body": ticket.body,
         "customer": {"name": ticket.customer_name, "email": ticket.customer_email},
         "assigned_agent_id": ticket.assigned_agent_id, "created_at": _time(ticket.created_at),
         "routed_at": _time(ticket.routed_at), "resolved_at": _time(ticket.resolved_at),
