@@ -103,11 +103,10 @@ def parse_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 def probability_scores(routes: list[str], probabilities: np.ndarray, thresholds: dict[str, float],
                        familiar: np.ndarray | None = None) -> dict[str, float]:
     """`familiar`: Predictor.scores' flag; an unfamiliar ticket goes to review as in worker.routing."""
-    from core.routes import ROUTES
     from training.metrics import auto_routed, score
 
     metrics = score(routes, probabilities)
-    kept = auto_routed(routes, probabilities, thresholds, ROUTES, familiar)
+    kept = auto_routed(routes, probabilities, thresholds, familiar=familiar)
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"],
             "auto_share": kept["share"], "auto_accuracy": kept["accuracy"]}
 
@@ -135,7 +134,7 @@ def offtopic_scores(probabilities: np.ndarray, thresholds: dict[str, float],
     from training.metrics import without_review
 
     wrong = np.array([ROUTES[i] != "Other" for i in probabilities.argmax(axis=1)])
-    confident = without_review(probabilities, thresholds, ROUTES, familiar)
+    confident = without_review(probabilities, thresholds, familiar=familiar)
     return {"to_account_or_payment": float(wrong.mean()), "without_review": float((wrong & confident).mean())}
 
 
