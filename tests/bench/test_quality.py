@@ -12,8 +12,8 @@ import pytest
 from bench.quality import (
     CORPUS,
     LAST_OF_ROUND_1,
-    LAST_OF_ROUND_3,
     OFFTOPIC,
+    ROUND_4,
     corpus_rounds,
     ensemble_rows,
     parse_overrides,
@@ -29,15 +29,16 @@ def _ids() -> list[str]:
     return [line.split("\t", 1)[0] for line in CORPUS.read_text(encoding="utf-8").split("\n")]
 
 
-@pytest.mark.parametrize(("last", "later_at_least"), [(LAST_OF_ROUND_1, 3500), (LAST_OF_ROUND_3, 1400)])
-def test_the_writer_splits_put_the_earlier_rounds_on_one_side_and_the_later_ones_on_the_other(last, later_at_least):
-    first, later = corpus_rounds(CORPUS, last)
+@pytest.mark.parametrize(("held_out", "held_out_at_least"),
+                         [(range(LAST_OF_ROUND_1 + 1, 10**6), 3500), (ROUND_4, 1400)])
+def test_the_writer_splits_hold_out_exactly_the_rows_of_their_rounds(held_out, held_out_at_least):
+    trained, scored = corpus_rounds(CORPUS, held_out)
     ids = _ids()
     number = lambda example: int(re.sub(r"\D", "", ids[int(example.source.rsplit(":", 1)[1]) - 1]))  # noqa: E731
-    assert all(number(e) <= last for e in first.examples)
-    assert all(number(e) > last for e in later.examples)
-    assert len(first) + len(later) == len(load(CORPUS)) and len(later) > later_at_least
-    assert set(first.routes) == set(later.routes) == {"Account", "Payment", "Other"}
+    assert all(number(e) not in held_out for e in trained.examples)
+    assert all(number(e) in held_out for e in scored.examples)
+    assert len(trained) + len(scored) == len(load(CORPUS)) and len(scored) > held_out_at_least
+    assert set(trained.routes) == set(scored.routes) == {"Account", "Payment", "Other"}
 
 
 def test_the_offtopic_set_is_all_other_and_no_corpus_row_is_a_near_duplicate_of_it():
