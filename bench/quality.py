@@ -269,7 +269,7 @@ def main() -> int:
                          overrides=overrides, ensemble=args.ensemble)
     if "writers" in cases:
         print("corpus, every round but 4 → round 4 (thirteen separate writers)", file=sys.stderr, flush=True)
-        rows += run_case("corpus rounds 1–3, 5 → round 4", *corpus_rounds(args.corpus, ROUND_4), arms, seeds,
+        rows += run_case("corpus, all rounds but 4 → round 4", *corpus_rounds(args.corpus, ROUND_4), arms, seeds,
                          args.epochs, overrides=overrides, ensemble=args.ensemble)
     if "banking" in cases:
         print("Banking77 train + Bitext 20k → Banking77 test", file=sys.stderr, flush=True)
