@@ -38,11 +38,12 @@ system-deps:
 # Two phases: the tests that run in-process share the two cores through pytest-xdist; the e2e and browser tests,
 # which start gunicorn and Celery processes of their own and time what they see, then run one at a time. (Exit 5 is
 # pytest's "nothing selected", for a PYTEST_ARGS that names tests of one phase only.) Both phases serve the one
-# model the first trains, kept in a directory that lives as long as this recipe (tests/conftest.py).
+# model the first trains, kept in a directory that lives as long as this recipe (tests/conftest.py). Each phase
+# ends with its slowest tests (--durations), so a suite that creeps past its time budget shows where.
 test: $(STAMP) system-deps
 	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && export FURIWAKE_TEST_MODEL_CACHE="$$cache" && \
-	  { $(PY) -m pytest -n 2 -m "not e2e and not browser" $(PYTEST_ARGS) || [ $$? -eq 5 ]; } && \
-	  { $(PY) -m pytest -m "e2e or browser" $(PYTEST_ARGS) || [ $$? -eq 5 ]; }
+	  { $(PY) -m pytest -n 2 -m "not e2e and not browser" --durations=15 $(PYTEST_ARGS) || [ $$? -eq 5 ]; } && \
+	  { $(PY) -m pytest -m "e2e or browser" --durations=15 $(PYTEST_ARGS) || [ $$? -eq 5 ]; }
 
 # The tier that needs no PostgreSQL, Redis, browser or real processes and trains no model (about a minute). The
 # marks are derived from the fixtures each test uses (tests/support/marks.py), so `-m unit` tells the truth.

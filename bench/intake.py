@@ -11,6 +11,11 @@ in turn, each with the same worker count, and the CPU time of the server's proce
 furiwake − flask is what furiwake's intake adds (validation, the INSERT and its commit, the Celery publish, logging,
 metrics, security headers); flask − wsgi is Flask's request and response handling. The servers alternate for
 `--rounds` rounds, so a machine that slows down during the run slows all three alike.
+
+Then, in this process and on the same database and Redis, the CPU of the two steps of core.tickets.submit_ticket
+that leave the process, each called alone: `store` (its unit of work: the INSERT of a queued ticket and the
+commit) and `publish` (the classify message, over the Runtime's kept producer). What the intake adds beyond them
+is the work done in Python around them (webargs and marshmallow, flask-smorest's response, logging, metrics).
 """
 
 from __future__ import annotations
@@ -87,6 +92,38 @@ def cpu_ms_per_request(port: int, pgid: int, requests: int, concurrency: int) ->
     return used * 1000 / requests, requests / elapsed
 
 
+def step_costs(database_url: str, broker_url: str, calls: int) -> dict[str, float]:
+    """CPU ms per call of submit_ticket's store and publish steps, each alone, after 100 calls to warm up."""
+    from core.config import Settings
+    from core.messaging import enqueue_classification
+    from core.runtime import Runtime
+    from core.tickets import NewTicket, store_queued
+
+    runtime = Runtime.build(Settings.from_env({**os.environ, "DATABASE_URL": database_url, "BROKER_URL": broker_url,
+                                               "SECRET_KEY": "bench"}))
+    body = "パスワードを忘れてしまい、ログインできません。再設定の方法を教えてください。"
+
+    def store() -> None:
+        with runtime.unit_of_work() as session:
+            store_queued(session, NewTicket(channel="api", body=body))
+
+    def publish() -> None:
+        enqueue_classification(runtime.celery, [str(uuid.uuid4())], runtime.producer())
+
+    costs = {}
+    try:
+        for name, step in (("store", store), ("publish", publish)):
+            for _ in range(100):
+                step()
+            started = time.process_time()
+            for _ in range(calls):
+                step()
+            costs[name] = round((time.process_time() - started) * 1000 / calls, 3)
+    finally:
+        runtime.dispose()
+    return costs
+
+
 def main() -> int:
     import redis
     import sqlalchemy as sa
@@ -126,6 +163,7 @@ def main() -> int:
                 runs[server].append({"cpu_ms_per_request": round(cpu_ms, 3), "requests_per_s": round(rate, 1)})
                 print(f"{server:9s} {cpu_ms:6.3f} ms CPU a request, {rate:7.1f} requests/s", file=sys.stderr,
                       flush=True)
+        steps = step_costs(database_url, args.redis, args.requests)
     finally:
         broker.flushdb()
         with admin.connect() as conn:
@@ -134,7 +172,8 @@ def main() -> int:
               "runs": runs,
               "cpu_ms_per_request_range": {server: [min(r["cpu_ms_per_request"] for r in rs),
                                                     max(r["cpu_ms_per_request"] for r in rs)]
-                                           for server, rs in runs.items()}}
+                                           for server, rs in runs.items()},
+              "cpu_ms_per_call_of_step": steps}
     if args.json:
         print(json.dumps(result))
     else:

@@ -147,10 +147,14 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proces
 
 
 def _train_into(model_dir: Path) -> None:
-    from training.datasets import load
+    """Every other row of the bundled corpus (each round's rows are shuffled, so every round, category and writer
+    stays in): the tests need a real model that routes plain tickets right, not the shipped model's last point,
+    and training it is the longest step of the in-process phase, on the path of every test that waits for it
+    (69 s instead of 106 s on a 2-core AMD EPYC, 2026-12-05)."""
+    from training.datasets import Dataset, load
     from training.train import TrainOptions, train
 
-    train(load(CORPUS), model_dir, TrainOptions(epochs=4, patience=1), progress=None)
+    train(Dataset(load(CORPUS).examples[::2]), model_dir, TrainOptions(epochs=4, patience=1), progress=None)
 
 
 # `make test` names one directory for both of its pytest runs, so the e2e phase serves the model the in-process phase

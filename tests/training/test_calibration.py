@@ -54,6 +54,28 @@ def test_thresholds_reach_the_target_precision_on_the_rows_they_were_chosen_on()
             == (without_review(probabilities, thresholds) & familiar)).all()
 
 
+def test_the_bench_counts_as_routed_without_review_exactly_what_the_worker_routes():
+    """training.metrics.without_review (the bench's and the training report's figure) and worker.routing's
+    review_reason (what the worker does) decide the same for every row: confidence against the route's threshold,
+    and an unfamiliar text held whatever its confidence."""
+    from serving.predictor import Prediction
+    from worker.routing import review_reason
+
+    routes = ("Account", "Payment", "Other")
+    probabilities, _ = _rows(1.0, n=600, seed=3)
+    thresholds = {"Account": 0.6, "Payment": 0.8, "Other": 0.5}
+    familiar = np.random.default_rng(4).random(len(probabilities)) > 0.2
+    counted = without_review(probabilities, thresholds, familiar=familiar)
+    routed = []
+    for row, known in zip(probabilities, familiar, strict=True):
+        route = routes[int(row.argmax())]
+        prediction = Prediction(route=route, confidence=float(row.max()),
+                                probabilities=dict(zip(routes, map(float, row), strict=True)), familiar=bool(known))
+        routed.append(review_reason("a ticket", prediction, thresholds[route]) is None)
+    assert counted.tolist() == routed
+    assert 0 < sum(routed) < len(routed)  # both outcomes occur
+
+
 def test_folding_the_temperature_into_the_head_equals_scaling_its_output():
     import keras
     rng = np.random.default_rng(2)
