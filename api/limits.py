@@ -12,6 +12,7 @@ rate-limit code; `RATE_LIMIT_INTAKE` / `RATE_LIMIT_SIGNIN` set them (`off` disab
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -34,7 +35,9 @@ from core.config import RATE_LIMIT_OFF, Settings
 log = logging.getLogger(__name__)
 
 EXTENSION = "furiwake_limiter"
-INTAKE_ENDPOINTS = ("tickets.TicketCollection", "web.submit")
+# A batch of tickets counts one per ticket, against the same counter as the single-ticket endpoint.
+BATCH_ENDPOINT = "tickets.TicketBatch"
+API_INTAKE_SCOPE = "api-intake"
 SIGNIN_ENDPOINT = "agents.login"
 # A dead Redis must cost a request a few milliseconds, not redis-py's default retries with back-off.
 _STORAGE_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 0.25, "socket_timeout": 0.5,
@@ -95,8 +98,11 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     _drop_app_wide_hooks(app, limiter)
     logging.getLogger("flask-limiter").addFilter(_outage_log)
     if settings.rate_limit_intake != RATE_LIMIT_OFF:
-        for endpoint in INTAKE_ENDPOINTS:
-            _limit(app, limiter, endpoint, settings.rate_limit_intake, get_remote_address)
+        _limit(app, limiter, "web.submit", settings.rate_limit_intake, get_remote_address)
+        _limit(app, limiter, "tickets.TicketCollection", settings.rate_limit_intake, get_remote_address,
+               scope=API_INTAKE_SCOPE)
+        _limit(app, limiter, BATCH_ENDPOINT, settings.rate_limit_intake, get_remote_address, scope=API_INTAKE_SCOPE,
+               cost=tickets_in_batch)
     if settings.rate_limit_signin != RATE_LIMIT_OFF and SIGNIN_ENDPOINT in app.view_functions:
         _limit(app, limiter, SIGNIN_ENDPOINT, settings.rate_limit_signin, signin_key)
     app.register_error_handler(RateLimitExceeded, _refused)
@@ -129,9 +135,28 @@ def _drop_app_wide_hooks(app: Flask, limiter: Limiter) -> None:
         hooks[None] = kept
 
 
-def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, key: Any) -> None:
+def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, key: Any, scope: str | None = None,
+           cost: Any = 1) -> None:
+    """Limit `endpoint`'s POSTs; endpoints given the same `scope` draw on one counter per key."""
     view: Any = app.view_functions[endpoint]
-    app.view_functions[endpoint] = limiter.limit(value, key_func=key, methods=["POST"])(view)
+    if scope is None:
+        wrap = limiter.limit(value, key_func=key, methods=["POST"], cost=cost)
+    else:
+        wrap = limiter.shared_limit(value, scope, key_func=key, methods=["POST"], cost=cost)
+    app.view_functions[endpoint] = wrap(view)
+
+
+def tickets_in_batch() -> int:
+    """What a batch request costs against the intake limit: one per ticket it carries. A body that is not a batch
+    costs 1 (it is refused by validation anyway); the count is capped at what a batch may hold."""
+    from api.parsing import read_body
+    from api.schemas import MAX_BATCH_TICKETS
+
+    try:
+        tickets = json.loads(read_body(request)).get("tickets")
+    except (ValueError, AttributeError, RecursionError):
+        return 1
+    return min(max(len(tickets), 1), MAX_BATCH_TICKETS) if isinstance(tickets, list) else 1
 
 
 def retry_after(app: Flask, error: RateLimitExceeded) -> int:

@@ -27,11 +27,13 @@ def _flatten(messages: Any) -> dict[str, Any]:
     return flat
 
 
-def _summary(errors: Mapping[str, Any]) -> str:
+def _summary(errors: Mapping[Any, Any], prefix: str = "") -> str:
+    """One line: `field: message` for each field; a nested schema's fields (a batch's tickets) as `tickets.0.body`."""
     def text(value: Any) -> str:
         return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
-    return "; ".join(f"{field}: {text(messages)}" for field, messages in errors.items())
+    return "; ".join(_summary(messages, f"{prefix}{field}.") if isinstance(messages, Mapping)
+                     else f"{prefix}{field}: {text(messages)}" for field, messages in errors.items())
 
 
 def read_body(req: flask.Request, cache: bool = True) -> bytes:

@@ -83,6 +83,26 @@ class TicketCreatedSchema(ma.Schema):
         return url_for("tickets.TicketItem", ticket_id=ticket.id)
 
 
+# Tickets one batch request may carry (Zendesk's create_many takes 100 too); the request also stays within
+# MAX_REQUEST_BYTES.
+MAX_BATCH_TICKETS = 100
+
+
+class TicketBatchInSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    tickets = fields.List(
+        fields.Nested(TicketInSchema), required=True, validate=validate.Length(min=1, max=MAX_BATCH_TICKETS),
+        metadata={"description": f"1 to {MAX_BATCH_TICKETS} tickets, each as `POST /api/v1/tickets` takes one"},
+    )
+
+
+class TicketBatchCreatedSchema(ma.Schema):
+    items = fields.List(fields.Nested(TicketCreatedSchema), metadata={
+        "description": "The tickets in the order they were sent"})
+
+
 class PublicTicketSchema(ma.Schema):
     """What anyone holding a ticket's link may read: the link travels in e-mails, browser histories and chat logs,
     so it carries only what the customer needs to follow the ticket, never the text, the address or model scores."""

@@ -1,9 +1,10 @@
 """End-to-end throughput and latency against PostgreSQL + Redis, with real gunicorn and Celery processes.
 
-    python bench/e2e.py --tickets 3000 --concurrency 16 [--workers 2] [--json]
+    python bench/e2e.py --tickets 3000 --concurrency 16 [--workers 2] [--batch 1] [--json]
 
 1. noop_per_s: Celery no-op round trips (send, run, result back) on the same Redis, same worker;
 2. routed_per_s: N tickets POSTed over HTTP by C client threads, until every one is routed (sustained rate);
+   with --batch B > 1, the burst's tickets go B to a request, to POST /api/v1/tickets/batch;
    routed_p50/p99_ms: created_at → routed_at per ticket, from the database;
 3. intake_p50/p99_ms: POST latency at a steady 50 tickets/s (open loop);
 lost: tickets never routed within the time limit.
@@ -139,6 +140,21 @@ def post_ticket(port: int, i: int) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
+def post_batch(port: int, size: int, i: int) -> float:
+    """Tickets i·size … i·size + size − 1 in one request to the batch endpoint, its latency in ms."""
+    tickets = [{"body": SAMPLES[n % len(SAMPLES)] + f" #{n}"} for n in range(i * size, (i + 1) * size)]
+    body = json.dumps({"tickets": tickets}).encode()
+    t0 = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("POST", "/api/v1/tickets/batch", body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    if response.status != 202:
+        raise RuntimeError(f"batch intake answered {response.status}: {payload[:200]!r}")
+    return (time.perf_counter() - t0) * 1000
+
+
 def routed_count(engine: Engine) -> int:
     """Tickets with a route (routed, or routed and left for review)."""
     import sqlalchemy as sa
@@ -172,6 +188,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--api-workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--batch", type=int, default=1, help="tickets per request in the burst (>1: the batch "
+                        "endpoint; --tickets is rounded down to a multiple)")
     parser.add_argument("--noops", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=50.0, help="steady intake rate for the latency phase")
     parser.add_argument("--rate-seconds", type=float, default=10.0)
@@ -180,6 +198,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.batch < 1 or args.tickets < args.batch:
+        parser.error("--batch must be at least 1 and at most --tickets")
+    args.tickets -= args.tickets % args.batch
 
     settings = Settings.from_env()
     name = f"furiwake_bench_{uuid.uuid4().hex[:8]}"
@@ -206,7 +227,7 @@ def main() -> int:
     ]
     base = f"http://127.0.0.1:{port}"
     engine = sa.create_engine(database_url)
-    result: dict[str, object] = {"tickets": args.tickets, "concurrency": args.concurrency,
+    result: dict[str, object] = {"tickets": args.tickets, "batch": args.batch, "concurrency": args.concurrency,
                                  "celery_workers": args.workers, "api_workers": args.api_workers}
     try:
         client = Celery(broker=args.redis, backend=args.redis)
@@ -234,8 +255,9 @@ def main() -> int:
         groups = {"api": children[1].pid, "worker": children[0].pid}
         cpu_before = cpu_seconds(groups)
         started = time.perf_counter()
+        burst_post = post if args.batch == 1 else partial(post_batch, port, args.batch)
         with ThreadPoolExecutor(args.concurrency) as pool:
-            burst_latencies = list(pool.map(post, range(args.tickets)))
+            burst_latencies = list(pool.map(burst_post, range(args.tickets // args.batch)))
         submitted = time.perf_counter() - started
         deadline = time.monotonic() + args.timeout
         while done_count() < args.tickets and time.monotonic() < deadline:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -183,25 +184,49 @@ def submit_ticket(runtime: Runtime, new: NewTicket) -> tuple[Ticket, bool]:
     return ticket, created
 
 
-def publish(runtime: Runtime, ticket: Ticket) -> Ticket:
-    """Enqueue a committed `queued` ticket for classification; return it as it now stands.
+def submit_tickets(runtime: Runtime, news: Sequence[NewTicket]) -> list[tuple[Ticket, bool]]:
+    """Store several tickets in one unit of work, then ask the workers to classify the new ones; return (ticket,
+    created) for each, in order.
 
-    The one exception to "service functions never commit": if the publish fails, the ticket, already committed as
-    `queued`, is set back to `received` in a unit of work of its own (the compensation of the earlier commit;
-    there is no transaction that spans a database and a broker). The request still succeeds: the worker's periodic
-    sweep re-enqueues whatever is still pending after SWEEP_AFTER_SECONDS, so a broker outage or a crash between
-    commit and publish loses nothing.
+    What submit_ticket does for one, for a client that sends many at once (a bulk import, a forwarding service):
+    each ticket is stored exactly as submit_ticket stores it (its webhooks, metrics and idempotency included), but
+    the batch shares one transaction, one commit and one pass over the broker. All or nothing: if one cannot be
+    stored, none is. A repeated ticket (created=False) is not enqueued again.
     """
-    acknowledge_new_ticket(runtime, ticket)  # its own short unit of work; never raises (core.mail_queue)
+    with runtime.unit_of_work() as session:
+        stored = [store_queued(session, new) for new in news]
+    published = iter(publish_all(runtime, [ticket for ticket, created in stored if created]))
+    return [(next(published) if created else ticket, created) for ticket, created in stored]
+
+
+def publish(runtime: Runtime, ticket: Ticket) -> Ticket:
+    """Enqueue a committed `queued` ticket for classification; return it as it now stands (publish_all)."""
+    return publish_all(runtime, [ticket])[0]
+
+
+def publish_all(runtime: Runtime, tickets: Sequence[Ticket]) -> list[Ticket]:
+    """Enqueue committed `queued` tickets for classification; return each as it now stands.
+
+    The one exception to "service functions never commit": if the publish fails, the tickets, already committed as
+    `queued`, are set back to `received`, each in a unit of work of its own (the compensation of the earlier
+    commit; there is no transaction that spans a database and a broker). The request still succeeds: the worker's
+    periodic sweep re-enqueues whatever is still pending after SWEEP_AFTER_SECONDS, so a broker outage or a crash
+    between commit and publish loses nothing.
+    """
+    if not tickets:
+        return []
+    for ticket in tickets:
+        acknowledge_new_ticket(runtime, ticket)  # its own short unit of work; never raises (core.mail_queue)
     try:
-        enqueue_classification(runtime.celery, [str(ticket.id)], runtime.producer())
+        enqueue_classification(runtime.celery, [str(ticket.id) for ticket in tickets], runtime.producer())
     except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the sweep will retry
-        log.warning(
-            "ticket %s stored but not enqueued (%s: %s); the sweep will retry", ticket.id, type(exc).__name__, exc,
-            extra={"ticket_id": str(ticket.id)},
-        )
-        return _mark_received(runtime, ticket)
-    return ticket
+        for ticket in tickets:
+            log.warning(
+                "ticket %s stored but not enqueued (%s: %s); the sweep will retry", ticket.id, type(exc).__name__,
+                exc, extra={"ticket_id": str(ticket.id)},
+            )
+        return [_mark_received(runtime, ticket) for ticket in tickets]
+    return list(tickets)
 
 
 def _mark_received(runtime: Runtime, ticket: Ticket) -> Ticket:

@@ -6,6 +6,7 @@ token it answers the public view only (PublicTicketSchema: status, team, referen
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -21,6 +22,8 @@ from api.problems import IDEMPOTENCY_KEY_REUSED, raise_problem
 from api.schemas import (
     IdempotencyHeaderSchema,
     PublicTicketSchema,
+    TicketBatchCreatedSchema,
+    TicketBatchInSchema,
     TicketCreatedSchema,
     TicketInSchema,
     TicketListQuerySchema,
@@ -31,7 +34,14 @@ from api.schemas import (
 from api.services import current_runtime, unit_of_work
 from core.orm import Ticket
 from core.search import Search, SearchError, search_tickets
-from core.tickets import IdempotencyKeyReused, NewTicket, get_ticket, list_tickets, submit_ticket
+from core.tickets import (
+    IdempotencyKeyReused,
+    NewTicket,
+    get_ticket,
+    list_tickets,
+    submit_ticket,
+    submit_tickets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +99,49 @@ class TicketCollection(MethodView):
                 limit=query["limit"],
             )
         return {"items": page, "next_cursor": encode_cursor(last) if last else None}
+
+
+@blp.route("/batch")
+class TicketBatch(MethodView):
+    @blp.arguments(TicketBatchInSchema, description="Several customers' questions")
+    @blp.arguments(IdempotencyHeaderSchema, location="headers", error_status_code=400)
+    @blp.response(202, TicketBatchCreatedSchema, description="All stored and queued for routing, in one transaction")
+    @blp.alt_response(200, schema=TicketBatchCreatedSchema,
+                      description="Repeated Idempotency-Key: every ticket was created by an earlier request")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    def post(self, fields: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Submit up to 100 tickets at once (a bulk import, a service forwarding its customers' questions): all are
+        stored or none is, each as `POST /api/v1/tickets` stores one, and each counts against the intake rate
+        limit. With an Idempotency-Key the whole request can be repeated safely."""
+        key = headers.get("idempotency_key")
+        news = [NewTicket(channel="api", idempotency_key=_ticket_key(key, index), **ticket)
+                for index, ticket in enumerate(fields["tickets"])]
+        try:
+            results = submit_tickets(current_runtime(), news)
+        except IdempotencyKeyReused:
+            raise_problem(
+                422,
+                f"Idempotency-Key {key!r} was already used for a different request; nothing was stored."
+                " Send a new key for a new request, or the same request again to get its tickets.",
+                type=IDEMPOTENCY_KEY_REUSED,
+                title="Idempotency-Key reused",
+                errors={"Idempotency-Key": ["already used for a different request"]},
+            )
+        for ticket, created in results:
+            with structlog.contextvars.bound_contextvars(ticket_id=str(ticket.id)):
+                log.info("ticket %s through the API in a batch", "accepted" if created else "repeated")
+        created_any = any(created for _, created in results)
+        return {"items": [ticket for ticket, _ in results]}, 202 if created_any else 200
+
+
+def _ticket_key(key: str | None, index: int) -> str | None:
+    """A batch's Idempotency-Key made one per ticket, so a repeated batch finds each of its tickets. Hashed: the
+    key may be as long as the column (200 characters), and the index must fit beside it."""
+    if key is None:
+        return None
+    return f"batch:{hashlib.sha256(key.encode()).hexdigest()[:40]}:{index}"
 
 
 def _search(query: dict[str, Any]) -> dict[str, Any]:
