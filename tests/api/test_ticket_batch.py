@@ -3,6 +3,8 @@ in one request, all stored or none, each queued as a single one would be."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from flask import Flask
 
@@ -101,3 +103,13 @@ def test_each_ticket_of_a_batch_counts_against_the_intake_limit(make_app) -> Non
     assert_problem(refused, 429)
     assert int(refused.headers["Retry-After"]) >= 1
     assert assert_problem(client.post("/api/v1/tickets", json=BATCH[0], environ_base=address), 429)
+
+
+def test_a_batch_too_large_or_not_a_batch_is_its_own_4xx_with_the_limit_on(make_app) -> None:
+    """The limit reads the body to count its tickets; a body it cannot count must still get the parser's answer."""
+    client = make_app(rate_limit_intake="4/minute").test_client()
+    too_large = json.dumps({"tickets": [{"body": "あ" * 19000}] * 30})  # ~1.7 MB, over the 1 MB request limit
+    assert_problem(client.post("/api/v1/tickets/batch", data=too_large, content_type="application/json"), 413)
+    assert_problem(client.post("/api/v1/tickets/batch", data="not json", content_type="application/json"), 400)
+    assert_problem(client.post("/api/v1/tickets/batch", data="x", content_type="text/plain"), 415)
+    assert_problem(client.post("/api/v1/tickets/batch", json=[{"body": "x"}]), 422)
