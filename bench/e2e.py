@@ -128,30 +128,26 @@ def noop_rate(client: Celery, count: int) -> float:
 def post_ticket(port: int, i: int) -> float:
     """One ticket over HTTP with the standard library's client, its latency in ms: the load generator shares the
     2 cores with the system under test, so it is kept as light as it can be (requests costs ~1 ms CPU a call)."""
-    body = json.dumps({"body": SAMPLES[i % len(SAMPLES)] + f" #{i}"}).encode()
-    t0 = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("POST", "/api/v1/tickets", body, {"Content-Type": "application/json"})
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    if response.status != 202:
-        raise RuntimeError(f"intake answered {response.status}: {payload[:200]!r}")
-    return (time.perf_counter() - t0) * 1000
+    return post_json(port, "/api/v1/tickets", {"body": SAMPLES[i % len(SAMPLES)] + f" #{i}"})
 
 
 def post_batch(port: int, size: int, i: int) -> float:
     """Tickets i·size … i·size + size − 1 in one request to the batch endpoint, its latency in ms."""
     tickets = [{"body": SAMPLES[n % len(SAMPLES)] + f" #{n}"} for n in range(i * size, (i + 1) * size)]
-    body = json.dumps({"tickets": tickets}).encode()
+    return post_json(port, "/api/v1/tickets/batch", {"tickets": tickets})
+
+
+def post_json(port: int, path: str, payload: object) -> float:
+    """POST `payload` as JSON on a new connection; the latency in ms, or an error unless the answer is 202."""
+    body = json.dumps(payload).encode()
     t0 = time.perf_counter()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("POST", "/api/v1/tickets/batch", body, {"Content-Type": "application/json"})
+    connection.request("POST", path, body, {"Content-Type": "application/json"})
     response = connection.getresponse()
-    payload = response.read()
+    answer = response.read()
     connection.close()
     if response.status != 202:
-        raise RuntimeError(f"batch intake answered {response.status}: {payload[:200]!r}")
+        raise RuntimeError(f"{path} answered {response.status}: {answer[:200]!r}")
     return (time.perf_counter() - t0) * 1000
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from flask import abort, jsonify, request, url_for
@@ -70,14 +70,7 @@ class TicketCollection(MethodView):
         try:
             ticket, created = submit_ticket(current_runtime(), new)
         except IdempotencyKeyReused as reused:
-            raise_problem(
-                422,
-                f"Idempotency-Key {reused.key!r} was already used for a different request; nothing was stored."
-                " Send a new key for a new request, or the same request again to get its ticket.",
-                type=IDEMPOTENCY_KEY_REUSED,
-                title="Idempotency-Key reused",
-                errors={"Idempotency-Key": ["already used for a different request"]},
-            )
+            _key_reused(reused.key, "its ticket")
         with structlog.contextvars.bound_contextvars(ticket_id=str(ticket.id)):
             log.info("ticket %s through the API", "accepted" if created else "repeated (same Idempotency-Key)")
         return ticket, 202 if created else 200, {"Location": url_for("tickets.TicketItem", ticket_id=ticket.id)}
@@ -121,19 +114,23 @@ class TicketBatch(MethodView):
         try:
             results = submit_tickets(current_runtime(), news)
         except IdempotencyKeyReused:
-            raise_problem(
-                422,
-                f"Idempotency-Key {key!r} was already used for a different request; nothing was stored."
-                " Send a new key for a new request, or the same request again to get its tickets.",
-                type=IDEMPOTENCY_KEY_REUSED,
-                title="Idempotency-Key reused",
-                errors={"Idempotency-Key": ["already used for a different request"]},
-            )
+            _key_reused(key, "its tickets")
         for ticket, created in results:
             with structlog.contextvars.bound_contextvars(ticket_id=str(ticket.id)):
                 log.info("ticket %s through the API in a batch", "accepted" if created else "repeated")
         created_any = any(created for _, created in results)
         return {"items": [ticket for ticket, _ in results]}, 202 if created_any else 200
+
+
+def _key_reused(key: str | None, what: str) -> NoReturn:
+    raise_problem(
+        422,
+        f"Idempotency-Key {key!r} was already used for a different request; nothing was stored."
+        f" Send a new key for a new request, or the same request again to get {what}.",
+        type=IDEMPOTENCY_KEY_REUSED,
+        title="Idempotency-Key reused",
+        errors={"Idempotency-Key": ["already used for a different request"]},
+    )
 
 
 def _ticket_key(key: str | None, index: int) -> str | None:
