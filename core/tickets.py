@@ -211,7 +211,9 @@ def publish_all(runtime: Runtime, tickets: Sequence[Ticket]) -> list[Ticket]:
     `queued`, are set back to `received`, each in a unit of work of its own (the compensation of the earlier
     commit; there is no transaction that spans a database and a broker). The request still succeeds: the worker's
     periodic sweep re-enqueues whatever is still pending after SWEEP_AFTER_SECONDS, so a broker outage or a crash
-    between commit and publish loses nothing.
+    between commit and publish loses nothing. A batch's messages that went out before the broker failed are still
+    delivered; the worker routes a `received` ticket as it does a `queued` one (both are pending), and routes it
+    once, whichever message or sweep comes first.
     """
     if not tickets:
         return []
