@@ -12,7 +12,6 @@ rate-limit code; `RATE_LIMIT_INTAKE` / `RATE_LIMIT_SIGNIN` set them (`off` disab
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
@@ -26,6 +25,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from werkzeug.exceptions import HTTPException
 
 from api.i18n import pick_language
 from api.problems import handle_http_exception
@@ -149,13 +149,14 @@ def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, key: Any, sc
 def tickets_in_batch() -> int:
     """What a batch request costs against the intake limit: one per ticket it carries. A body that is not a batch
     costs 1 (it is refused by validation anyway); the count is capped at what a batch may hold."""
-    from api.parsing import read_body
+    from api.parsing import json_body
     from api.schemas import MAX_BATCH_TICKETS
 
     try:
-        tickets = json.loads(read_body(request)).get("tickets")
-    except (ValueError, AttributeError, RecursionError):
-        return 1
+        body = json_body(request)  # parsed once: the view's parser reads it from there
+    except HTTPException:
+        return 1  # not JSON: the parser answers it
+    tickets = body.get("tickets") if isinstance(body, dict) else None
     return min(max(len(tickets), 1), MAX_BATCH_TICKETS) if isinstance(tickets, list) else 1
 
 
